@@ -1,0 +1,137 @@
+"""QC actions: review a scan, sign off a session. Each writes new rows and an audit event."""
+
+import logging
+
+from django.db import transaction
+
+from qc.models import (
+    STATES_NEEDING_COMMENT,
+    QCEvent,
+    QCEventKind,
+    QCState,
+    ScanReview,
+    SessionSignOff,
+    with_qc_state,
+)
+from studies.models import Scan, Session
+
+logger = logging.getLogger(__name__)
+
+MAX_COMMENT_LENGTH = 5000
+
+
+class QCError(Exception):
+    """A QC action that cannot be done; the message is meant for the reviewer."""
+
+
+def clean_comment(comment):
+    """Strip a comment and check it; raise QCError with the fix when it is unusable."""
+    comment = (comment or "").strip()
+    if "\x00" in comment:
+        raise QCError("The comment contains a NUL character; remove it and save again.")
+    if len(comment) > MAX_COMMENT_LENGTH:
+        raise QCError(
+            f"The comment is {len(comment)} characters long; shorten it to at most "
+            f"{MAX_COMMENT_LENGTH}."
+        )
+    return comment
+
+
+def review_scan(scan, *, reviewer, state, comment=""):
+    """Record a QC decision on a scan and return the new ScanReview.
+
+    A linked scan's decision is recorded on its source scan, so every study that shares the
+    acquisition sees it. Flagging and blacklisting need a comment.
+    """
+    state = QCState(state)
+    comment = clean_comment(comment)
+    if state in STATES_NEEDING_COMMENT and not comment:
+        raise QCError(
+            f"A comment is required to mark {scan} as {state.label.lower()}: say what is wrong."
+        )
+
+    with transaction.atomic():
+        # Lock the reviewed scan so two reviewers saving at once are ordered, not interleaved.
+        target = Scan.objects.select_for_update().get(pk=scan.review_target_id)
+        review = ScanReview.objects.create(
+            scan=target, state=state, comment=comment, reviewer=reviewer
+        )
+        study = scan.session.timepoint.study
+        QCEvent.objects.create(
+            kind=QCEventKind.SCAN_REVIEWED,
+            actor=reviewer,
+            study=study,
+            session_id=scan.session_id,
+            scan=scan,
+            review=review,
+            details={"state": state.value, "comment": comment, "reviewed_scan": target.name},
+        )
+    logger.info("scan %s marked %s by %s", target.name, state.value, reviewer)
+    return review
+
+
+def new_scans(session):
+    """Scans of the session whose current QC state is new, in series order."""
+    scans = with_qc_state(Scan.objects.filter(session=session)).select_related("scantype")
+    return [scan for scan in scans.order_by("series", "name") if scan.qc_state in (None, "new")]
+
+
+def sign_off_session(session, *, reviewer, approve_scan_ids=()):
+    """Sign off a session and return the SessionSignOff.
+
+    Scans still new are approved as part of the sign-off, but only those the reviewer was shown
+    (`approve_scan_ids`): a scan that became new after the confirmation was displayed stops the
+    sign-off, so nothing is approved unseen.
+    """
+    approve_scan_ids = {int(pk) for pk in approve_scan_ids}
+    with transaction.atomic():
+        session = Session.objects.select_for_update().select_related("timepoint__study").get(
+            pk=session.pk
+        )
+        existing = SessionSignOff.objects.filter(session=session).select_related("reviewer")
+        existing = existing.first()
+        if existing:
+            raise QCError(
+                f"Session {session} was already signed off by {existing.reviewer} on "
+                f"{existing.created_at:%Y-%m-%d %H:%M}."
+            )
+
+        pending = new_scans(session)
+        unseen = [scan.name for scan in pending if scan.pk not in approve_scan_ids]
+        if unseen:
+            raise QCError(
+                f"Session {session} has new scans that were not listed when you confirmed: "
+                f"{', '.join(unseen)}. Review the list again and confirm."
+            )
+
+        sign_off = SessionSignOff.objects.create(session=session, reviewer=reviewer)
+        study = session.timepoint.study
+        approved = []
+        for scan in pending:
+            target_id = scan.review_target_id
+            review = ScanReview.objects.create(
+                scan_id=target_id, state=QCState.APPROVED, reviewer=reviewer, sign_off=sign_off
+            )
+            QCEvent.objects.create(
+                kind=QCEventKind.SCAN_REVIEWED,
+                actor=reviewer,
+                study=study,
+                session=session,
+                scan=scan,
+                review=review,
+                sign_off=sign_off,
+                details={"state": QCState.APPROVED.value, "comment": "", "via": "sign-off"},
+            )
+            approved.append(scan.name)
+        QCEvent.objects.create(
+            kind=QCEventKind.SESSION_SIGNED_OFF,
+            actor=reviewer,
+            study=study,
+            session=session,
+            sign_off=sign_off,
+            details={"approved_scans": approved},
+        )
+    logger.info(
+        "session %s signed off by %s (%d new scans approved)", session, reviewer, len(approved)
+    )
+    return sign_off

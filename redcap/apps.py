@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RedcapConfig(AppConfig):
+    name = "redcap"
+    verbose_name = "REDCap"

@@ -1,0 +1,1 @@
+"""REDCap configurations and survey records (filled in when the REDCap intake lands)."""

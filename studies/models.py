@@ -1,0 +1,271 @@
+"""Studies, sites, scan types and the scans that datman archives for them."""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Study(models.Model):
+    """A datman project, named by its nickname (the key in datman's `Projects`, e.g. SPINS)."""
+
+    nickname = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=255, blank=True)
+    description = models.TextField(blank=True)
+    primary_contact = models.CharField(max_length=255, blank=True)
+    is_open = models.BooleanField(default=True)
+    archive_path = models.CharField(
+        max_length=1024,
+        blank=True,
+        help_text="Absolute path of the study folder (datman's DatmanProjectsDir/ProjectDir).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["nickname"]
+        verbose_name_plural = "studies"
+
+    def __str__(self):
+        return self.nickname
+
+    @property
+    def archive_root(self):
+        """The study folder as a Path; relative paths are taken from ARCHIVE_ROOT."""
+        path = Path(self.archive_path or self.nickname)
+        if not path.is_absolute():
+            path = Path(settings.ARCHIVE_ROOT) / path
+        return path
+
+
+class Site(models.Model):
+    """A scanning site (datman site code, e.g. CMH)."""
+
+    name = models.CharField(max_length=32, unique=True)
+    description = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class XnatConvention(models.TextChoices):
+    DATMAN = "DATMAN", "datman"
+    KCNI = "KCNI", "KCNI"
+
+
+class StudySite(models.Model):
+    """A site taking part in a study, with the study code its IDs carry (e.g. SPN01)."""
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="study_sites")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="study_sites")
+    code = models.CharField(
+        max_length=32, help_text="The study code in this site's IDs (datman's StudyTag)."
+    )
+    uses_redcap = models.BooleanField(default=False)
+    uses_tech_notes = models.BooleanField(default=False)
+    xnat_archive = models.CharField(max_length=128, blank=True)
+    xnat_convention = models.CharField(
+        max_length=8, choices=XnatConvention.choices, default=XnatConvention.DATMAN
+    )
+    xnat_url = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["study__nickname", "site__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "site"], name="studies_studysite_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.study} at {self.site} ({self.code})"
+
+
+class AltStudyCode(models.Model):
+    """Another study code that a study site's IDs may carry (datman's SiteTags)."""
+
+    study_site = models.ForeignKey(StudySite, on_delete=models.CASCADE, related_name="alt_codes")
+    code = models.CharField(max_length=32)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study_site", "code"], name="studies_altstudycode_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.code} for {self.study_site}"
+
+
+class Scantype(models.Model):
+    """A datman scan tag (T1, RST, DTI60-1000, ...) from the main config's ExportSettings."""
+
+    tag = models.CharField(max_length=64, unique=True)
+    qc_type = models.CharField(max_length=32, blank=True, help_text="datman's QcType.")
+    pha_type = models.CharField(max_length=32, blank=True, help_text="datman's QcPha.")
+    formats = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["tag"]
+
+    def __str__(self):
+        return self.tag
+
+
+class ExpectedScan(models.Model):
+    """How many scans of a tag one session at a study site should have, for humans and phantoms."""
+
+    study_site = models.ForeignKey(
+        StudySite, on_delete=models.CASCADE, related_name="expected_scans"
+    )
+    scantype = models.ForeignKey(Scantype, on_delete=models.PROTECT, related_name="expected_scans")
+    count = models.PositiveIntegerField(default=0)
+    phantom_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["study_site", "scantype__tag"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study_site", "scantype"], name="studies_expectedscan_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.study_site.study} {self.study_site.site} {self.scantype}"
+
+
+class TimepointQuerySet(models.QuerySet):
+    def for_study_page(self):
+        """The timepoints of a study overview, with their site and sessions preloaded."""
+        return self.select_related("study_site__site").order_by("name")
+
+
+class Timepoint(models.Model):
+    """One visit of a subject (`STUDY_SITE_SUBJECT_TIMEPOINT`), or one phantom scan."""
+
+    name = models.CharField(max_length=128, unique=True)
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="timepoints")
+    study_site = models.ForeignKey(StudySite, on_delete=models.PROTECT, related_name="timepoints")
+    is_phantom = models.BooleanField(default=False)
+    bids_name = models.CharField(max_length=64, blank=True)
+    bids_session = models.CharField(max_length=32, blank=True)
+    kcni_name = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TimepointQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["study", "name"], name="studies_timepoint_study_name")]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def site(self):
+        """The site (queries unless `study_site__site` was preloaded)."""
+        return self.study_site.site
+
+
+class Session(models.Model):
+    """One scanning session of a timepoint; number 2 and up are repeats of the same visit."""
+
+    timepoint = models.ForeignKey(Timepoint, on_delete=models.PROTECT, related_name="sessions")
+    number = models.PositiveSmallIntegerField(default=1)
+    acquired_on = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["timepoint__name", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["timepoint", "number"], name="studies_session_unique"),
+            models.CheckConstraint(condition=Q(number__gte=1), name="studies_session_number_min"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def name(self):
+        """The datman session ID (queries unless `timepoint` was preloaded)."""
+        if self.timepoint.is_phantom:
+            return self.timepoint.name
+        return f"{self.timepoint.name}_{self.number:02d}"
+
+
+class Scan(models.Model):
+    """One converted series: a NIfTI file with its dcm2niix sidecar, named `<session>_<TAG>_<NN>`.
+
+    A linked scan (`source` set) is the same acquisition shared with another study; its QC
+    decisions are the source scan's.
+    """
+
+    name = models.CharField(max_length=255, unique=True)
+    session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="scans")
+    scantype = models.ForeignKey(Scantype, on_delete=models.PROTECT, related_name="scans")
+    series = models.PositiveIntegerField()
+    description = models.CharField(max_length=255, blank=True)
+    file_stem = models.CharField(max_length=255, help_text="The file name without extension.")
+    nifti_path = models.CharField(max_length=1024, blank=True)
+    sidecar_path = models.CharField(max_length=1024, blank=True)
+    sidecar = models.JSONField(null=True, blank=True)
+    sidecar_error = models.TextField(blank=True, help_text="Why the sidecar could not be read.")
+    sidecar_modified_at = models.DateTimeField(null=True, blank=True)
+    conversion_errors = models.TextField(blank=True)
+    volumes = models.PositiveIntegerField(null=True, blank=True)
+    bids_name = models.CharField(max_length=255, blank=True)
+    qc_images = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="QC images from the manifest, in order: file, title, caption.",
+    )
+    manifest_error = models.TextField(blank=True)
+    source = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="linked_scans",
+        help_text="The scan this one is linked to; its QC decisions are shared.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["session", "series", "scantype__tag"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(source=models.F("id")), name="studies_scan_not_own_source"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def tag(self):
+        """The scan tag (queries unless `scantype` was preloaded)."""
+        return self.scantype.tag
+
+    @property
+    def review_target_id(self):
+        """The id of the scan whose reviews this scan shows: the source for a linked scan."""
+        return self.source_id or self.id
+
+
+class TaskFile(models.Model):
+    """A behavioural task file recorded for a session (datman's task folder)."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="task_files")
+    path = models.CharField(max_length=1024, unique=True)
+    name = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["path"]
+
+    def __str__(self):
+        return self.path

@@ -1,0 +1,31 @@
+"""Archive files (QC images, NIfTI volumes) served behind the permission check."""
+
+import mimetypes
+from pathlib import Path
+
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404
+from django.views.decorators.http import require_GET
+
+from accounts import permissions
+
+
+@login_required
+@require_GET
+def archive_file(request, study, relative_path):
+    study = permissions.get_study(request.user, study)
+    root = study.archive_root.resolve()
+    # Resolve symlinks and ".." before the containment check, so neither can leave the archive.
+    try:
+        path = (root / relative_path).resolve(strict=True)
+    except (OSError, RuntimeError) as error:
+        raise Http404(f"No file {relative_path} in the archive of {study}.") from error
+    if not path.is_relative_to(root) or not path.is_file():
+        raise Http404(f"No file {relative_path} in the archive of {study}.")
+
+    content_type, _ = mimetypes.guess_type(path.name)
+    response = FileResponse(
+        Path(path).open("rb"), content_type=content_type or "application/octet-stream"
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
