@@ -36,9 +36,7 @@ def get_study(user, nickname):
 
 def get_timepoint(user, name, queryset=None):
     queryset = visible_timepoints(user) if queryset is None else queryset
-    return get_object_or_404(
-        queryset.filter(study__in=visible_studies(user)), name=name
-    )
+    return get_object_or_404(queryset.filter(study__in=visible_studies(user)), name=name)
 
 
 def get_session(user, timepoint_name, number):

@@ -85,8 +85,10 @@ def sign_off_session(session, *, reviewer, approve_scan_ids=()):
     """
     approve_scan_ids = {int(pk) for pk in approve_scan_ids}
     with transaction.atomic():
-        session = Session.objects.select_for_update().select_related("timepoint__study").get(
-            pk=session.pk
+        session = (
+            Session.objects.select_for_update()
+            .select_related("timepoint__study")
+            .get(pk=session.pk)
         )
         existing = SessionSignOff.objects.filter(session=session).select_related("reviewer")
         existing = existing.first()

@@ -80,9 +80,7 @@ class TimepointFactory(factory.django.DjangoModelFactory):
 
     study_site = factory.SubFactory(StudySiteFactory)
     study = factory.LazyAttribute(lambda timepoint: timepoint.study_site.study)
-    name = factory.Sequence(
-        lambda n: f"{{code}}_{{site}}_{n:04d}_01"
-    )
+    name = factory.Sequence(lambda n: f"{{code}}_{{site}}_{n:04d}_01")
     is_phantom = False
 
     @classmethod

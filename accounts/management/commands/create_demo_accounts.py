@@ -1,0 +1,48 @@
+"""Create the demo accounts that `make run` signs in with."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.models import User
+
+DEMO_PASSWORD = "qcdash-demo"  # noqa: S105 - a published demo password, refused with DEBUG off
+
+DEMO_ACCOUNTS = [
+    # (username, email, first name, last name, is dashboard admin)
+    ("reviewer", "reviewer@example.org", "Riley", "Reviewer", False),
+    ("admin", "admin@example.org", "Ada", "Admin", True),
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo accounts (password 'qcdash-demo'); only with DEBUG on."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Create them even with DEBUG off. Never do this on a server people can reach.",
+        )
+
+    def handle(self, *args, force=False, **options):
+        if not settings.DEBUG and not force:
+            raise CommandError(
+                "Refusing to create demo accounts with a published password while DEBUG is off; "
+                "create real accounts with `manage.py createsuperuser` instead."
+            )
+        for username, email, first_name, last_name, is_admin in DEMO_ACCOUNTS:
+            user, created = User.objects.get_or_create(
+                username=username,
+                defaults={
+                    "email": email,
+                    "first_name": first_name,
+                    "last_name": last_name,
+                    "is_staff": is_admin,
+                    "is_superuser": is_admin,
+                },
+            )
+            if created:
+                user.set_password(DEMO_PASSWORD)
+                user.save(update_fields=["password"])
+            status = "created" if created else "already exists"
+            self.stdout.write(f"{email} ({status}), password {DEMO_PASSWORD}")

@@ -1,0 +1,62 @@
+"""Settings: .env.example lists every variable, and production settings are safe."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION_ENV = {
+    "DEBUG": "false",
+    "SECRET_KEY": "x" * 60 + "production-test-key-not-used-anywhere",
+    "ALLOWED_HOSTS": "qc.example.org",
+}
+
+
+def setting_variables():
+    source = (ROOT / "qcdash" / "settings.py").read_text()
+    return set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', source))
+
+
+def example_variables():
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    return {line.split("=", 1)[0] for line in lines if re.match(r"^[A-Z_]+=", line)}
+
+
+def run_manage(*args, env):
+    clean_env = {key: value for key, value in os.environ.items() if key not in PRODUCTION_ENV}
+    clean_env.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=clean_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_env_example_matches_settings():
+    assert setting_variables() == example_variables()
+
+
+def test_check_deploy_clean_in_production():
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_missing_secret_key_stops_start_up():
+    env = dict(PRODUCTION_ENV, SECRET_KEY="")
+    result = run_manage("check", env=env)
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_missing_allowed_hosts_stops_start_up():
+    env = dict(PRODUCTION_ENV, ALLOWED_HOSTS="")
+    result = run_manage("check", env=env)
+    assert result.returncode != 0
+    assert "ALLOWED_HOSTS is not set" in result.stderr
