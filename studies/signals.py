@@ -1,0 +1,7 @@
+"""Signals that let other apps react to archive changes without `studies` importing them."""
+
+from django.dispatch import Signal
+
+# Sent by the archive import after the transaction that created or updated sessions commits.
+# Arguments: study (Study), created (list of Session), updated (list of Session).
+sessions_imported = Signal()
