@@ -113,3 +113,21 @@ class ScanFactory(factory.django.DjangoModelFactory):
     sidecar = factory.LazyFunction(
         lambda: {"SeriesDescription": "Sag T1 Bravo", "RepetitionTime": 2.3, "EchoTime": 0.003}
     )
+
+
+class PhantomTimepointFactory(TimepointFactory):
+    """A phantom timepoint, named `<code>_<site>_PHA_FBN<nnnn>`."""
+
+    name = factory.Sequence(lambda n: f"{{code}}_{{site}}_PHA_FBN{n:04d}")
+    is_phantom = True
+
+
+class AltStudyCodeFactory(factory.django.DjangoModelFactory):
+    """Another study code of a study site (datman's SiteTags)."""
+
+    class Meta:
+        model = "studies.AltStudyCode"
+        django_get_or_create = ["study_site", "code"]
+
+    study_site = factory.SubFactory(StudySiteFactory)
+    code = factory.Sequence(lambda n: f"ALT{n:02d}")

@@ -1,0 +1,899 @@
+"""Import timepoints, sessions and scans from a study's datman archive.
+
+The importer reads two folders of the study archive:
+
+* `data/nii/<TIMEPOINT>/` contains the converted series of every session of a timepoint (and of a
+  phantom, whose folder is named by the phantom ID). Each series is a group of files sharing the
+  stem `<SESSION ID>_<TAG>_<SERIES>_<DESCRIPTION>`: the NIfTI file (`.nii.gz` or `.nii`), the
+  dcm2niix JSON sidecar, `.bval`/`.bvec` for diffusion scans and a `.err` file when dcm2niix
+  reported a conversion error. Files that datman moved to `blacklisted/` are read too.
+* `qc/<TIMEPOINT>/<stem>_manifest.json` lists the QC images of a series.
+
+Every folder and file name goes through `studies.datman_ids`. A file or folder that cannot be
+imported is reported as an `ImportIssue` and skipped; it never stops the run. Each session is
+saved in its own transaction, and only fields whose value changed are written, so a second run
+over an unchanged archive writes nothing.
+"""
+
+import json
+import logging
+import zlib
+from collections import Counter, defaultdict
+from contextlib import nullcontext, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+
+import nibabel
+from django.db import DatabaseError, transaction
+from nibabel.filebasedimages import ImageFileError
+
+from studies import datman_ids
+from studies.models import ExpectedScan, Scan, Scantype, Session, StudySite, Timepoint
+
+logger = logging.getLogger(__name__)
+
+# NOTE: datman lets a study rename these folders in its `Paths` config (keys nii and qc).
+# qcdash does not store that setting yet, so an archive with renamed folders cannot be imported.
+NII_FOLDER = Path("data", "nii")
+QC_FOLDER = Path("qc")
+BLACKLISTED_FOLDER = "blacklisted"
+MANIFEST_SUFFIX = "_manifest.json"
+
+NIFTI_EXTENSIONS = (".nii.gz", ".nii")
+IMPORTED_EXTENSIONS = (*NIFTI_EXTENSIONS, ".json", ".bval", ".bvec", ".err")
+NIFTI_SLOT = "nifti"
+
+
+class ArchiveImportError(Exception):
+    """An import that cannot start; the message names the value at fault and the fix."""
+
+
+class IssueLevel(Enum):
+    """Severity of an import issue. ERROR and SKIPPED make the import fail."""
+
+    ERROR = "ERROR"
+    SKIPPED = "SKIPPED"
+    WARNING = "WARNING"
+    NOTE = "NOTE"
+
+
+@dataclass(frozen=True)
+class ImportIssue:
+    """A file or folder the importer skipped or imported with a problem."""
+
+    level: IssueLevel
+    path: Path
+    message: str
+
+    def __str__(self):
+        return f"{self.level.value} {self.path}: {self.message}"
+
+
+@dataclass
+class ImportResult:
+    """Outcome of one import run: counts of rows by outcome, and every issue found."""
+
+    study: str
+    archive_root: Path
+    dry_run: bool = False
+    timepoint_folders: int = 0
+    counts: Counter = field(default_factory=Counter)
+    issues: list = field(default_factory=list)
+
+    def issues_at(self, level):
+        return [issue for issue in self.issues if issue.level is level]
+
+    @property
+    def failed(self):
+        """True when a file, folder or session was skipped or could not be saved."""
+        return any(issue.level in (IssueLevel.ERROR, IssueLevel.SKIPPED) for issue in self.issues)
+
+    @property
+    def changed(self):
+        return any(
+            self.counts[key]
+            for key in (
+                "timepoints_created",
+                "timepoints_updated",
+                "sessions_created",
+                "scans_created",
+                "scans_updated",
+            )
+        )
+
+    def summary(self):
+        """Return one line of counts, for example `Imported DEMO: 3 timepoints, ... 2 skipped`."""
+        counts = self.counts
+        parts = [
+            _plural(counts["timepoints_created"], "timepoint"),
+            _plural(counts["sessions_created"], "session"),
+            f"{_plural(counts['scans_created'], 'scan')} created",
+            f"{counts['scans_updated']} updated",
+            f"{counts['scans_unchanged']} unchanged",
+            f"{len(self.issues_at(IssueLevel.SKIPPED))} skipped",
+        ]
+        if counts["timepoints_updated"]:
+            parts.append(f"{_plural(counts['timepoints_updated'], 'timepoint')} updated")
+        if self.issues_at(IssueLevel.WARNING):
+            parts.append(_plural(len(self.issues_at(IssueLevel.WARNING)), "warning"))
+        if self.issues_at(IssueLevel.ERROR):
+            parts.append(_plural(len(self.issues_at(IssueLevel.ERROR)), "error"))
+        verb = "Dry run of the import of" if self.dry_run else "Imported"
+        return f"{verb} {self.study}: {', '.join(parts)}"
+
+
+def _plural(count, noun):
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+@dataclass
+class _ScanFiles:
+    """The files of one series in a timepoint folder, keyed by slot (`nifti`, `.json`, ...)."""
+
+    name: datman_ids.ScanName
+    stem: str
+    paths: dict = field(default_factory=dict)
+
+    @property
+    def main_path(self):
+        return self.paths.get(NIFTI_SLOT) or next(iter(self.paths.values()))
+
+
+@dataclass
+class _Folder:
+    """A timepoint folder of `data/nii/` whose name parsed and whose study site is known."""
+
+    path: Path
+    ident: datman_ids.DatmanId
+    study_site: StudySite
+    timepoint_counted: bool = False
+
+
+def import_archive(
+    study,
+    *,
+    archive_root=None,
+    session_ids=(),
+    dry_run=False,
+    progress=None,
+    on_issue=None,
+):
+    """Import the study's archive and return an `ImportResult`.
+
+    `archive_root` replaces `study.archive_root`. `session_ids` limits the import to those
+    sessions; a session found in no file is reported as an ERROR issue. With `dry_run` every
+    change is rolled back at the end, and the counts show what an import would do.
+    `progress(done, total)` is called after each timepoint folder and `on_issue(issue)` for
+    each issue as it is found. Raises `ArchiveImportError` when the archive folder is missing
+    or a session ID is invalid.
+    """
+    importer = _ArchiveImporter(
+        study,
+        archive_root=archive_root,
+        session_ids=session_ids,
+        dry_run=dry_run,
+        progress=progress,
+        on_issue=on_issue,
+    )
+    return importer.run()
+
+
+class _ArchiveImporter:
+    def __init__(self, study, *, archive_root, session_ids, dry_run, progress, on_issue):
+        self.study = study
+        root = Path(archive_root) if archive_root else study.archive_root
+        self.root = root.absolute()
+        self.dry_run = dry_run
+        self.progress = progress
+        self.on_issue = on_issue
+        self.result = ImportResult(study=study.nickname, archive_root=self.root, dry_run=dry_run)
+        self._load_study_sites()
+        self.requested = self._parse_session_ids(session_ids)
+        self.found_sessions = set()
+        self.timepoint_folders = {}
+
+    # --- Set-up ---------------------------------------------------------------------------
+
+    def _load_study_sites(self):
+        study_sites = StudySite.objects.filter(study=self.study).select_related("site")
+        self.study_sites = {}
+        for study_site in study_sites.prefetch_related("alt_codes"):
+            codes = [study_site.code, *(alt.code for alt in study_site.alt_codes.all())]
+            for code in codes:
+                self.study_sites[(code.upper(), study_site.site.name.upper())] = study_site
+
+        self.expected = defaultdict(dict)
+        expected_scans = ExpectedScan.objects.filter(study_site__study=self.study)
+        for expected in expected_scans.select_related("scantype"):
+            self.expected[expected.study_site_id][expected.scantype.tag] = expected.scantype
+
+    def _parse_session_ids(self, session_ids):
+        requested = {}
+        for text in session_ids:
+            try:
+                ident = datman_ids.parse_session_id(text).upper()
+            except datman_ids.IdError as error:
+                raise ArchiveImportError(str(error)) from error
+            problem = self._study_site_problem(ident)
+            if problem:
+                raise ArchiveImportError(f"Session {ident.session_id}: {problem}")
+            requested[(ident.timepoint_id, ident.session_number)] = ident.session_id
+        return requested
+
+    def _study_site_problem(self, ident):
+        """Return why the ID's study code and site match no study site of the study, or ''."""
+        key = (ident.study.upper(), ident.site.upper())
+        if key in self.study_sites:
+            return ""
+        code, site = key
+        nickname = self.study.nickname
+
+        elsewhere = (
+            StudySite.objects.filter(site__name__iexact=site)
+            .filter(code__iexact=code)
+            .exclude(study=self.study)
+            .select_related("study")
+            .first()
+        )
+        if elsewhere is not None:
+            return (
+                f"study code {code} at site {site} belongs to study {elsewhere.study}, not "
+                f"{nickname}; import it with `import_archive {elsewhere.study}`, or move it to "
+                f"that study's archive."
+            )
+        known = ", ".join(f"{c} at {s}" for c, s in sorted(self.study_sites)) or "none"
+        return (
+            f"study code {code} and site {site} match no study site of {nickname} (its study "
+            f"codes and sites: {known}). Fix the ID, or add the site and code to the study's "
+            f"datman config (Sites, StudyTag or SiteTags) and run sync_config."
+        )
+
+    # --- Run --------------------------------------------------------------------------------
+
+    def run(self):
+        nii_root = self.root / NII_FOLDER
+        if not self.root.is_dir():
+            raise ArchiveImportError(
+                f"Archive folder {self.root} of study {self.study.nickname} not found. Set the "
+                f"study's archive path (sync_config takes it from DatmanProjectsDir and "
+                f"ProjectDir), or pass the folder with --archive PATH."
+            )
+        if not nii_root.is_dir():
+            raise ArchiveImportError(
+                f"Archive folder {self.root} has no {NII_FOLDER.as_posix()}/ folder, so it is not "
+                f"a datman study archive. Pass the study folder (the one that contains data/ and "
+                f"qc/) with --archive PATH."
+            )
+
+        folders = self._list_timepoint_folders(nii_root)
+        self.result.timepoint_folders = len(folders)
+        logger.info(
+            "import of study %s from %s started (%d timepoint folders, dry run: %s)",
+            self.study.nickname,
+            self.root,
+            len(folders),
+            self.dry_run,
+        )
+        self._report_progress(0, len(folders))
+
+        # A dry run keeps everything in one transaction and rolls it back at the end, so the
+        # per-session transactions become savepoints and later sessions still see earlier rows.
+        with transaction.atomic() if self.dry_run else nullcontext():
+            for index, folder in enumerate(folders, start=1):
+                self._import_folder(folder)
+                self._report_progress(index, len(folders))
+            if self.dry_run:
+                transaction.set_rollback(True)
+
+        self._report_missing_sessions(nii_root)
+        self._log_finish()
+        return self.result
+
+    def _list_timepoint_folders(self, nii_root):
+        folders = []
+        for path in sorted(nii_root.iterdir()):
+            if path.name.startswith("."):
+                continue
+            if self.requested and not self._is_requested_folder(path.name):
+                continue
+            if not path.is_dir():
+                self.report_issue(
+                    IssueLevel.SKIPPED,
+                    path,
+                    f"{NII_FOLDER.as_posix()}/ must contain only timepoint folders, and this is "
+                    f"a file. Move it into the folder of its timepoint.",
+                )
+                continue
+            folders.append(path)
+        return folders
+
+    def _is_requested_folder(self, name):
+        try:
+            ident = datman_ids.parse_timepoint_id(name).upper()
+        except datman_ids.IdError:
+            return False
+        return any(timepoint == ident.timepoint_id for timepoint, _ in self.requested)
+
+    def _report_progress(self, done, total):
+        if self.progress is not None:
+            self.progress(done, total)
+
+    def _report_missing_sessions(self, nii_root):
+        for key, session_id in sorted(self.requested.items()):
+            if key in self.found_sessions:
+                continue
+            timepoint_id = key[0]
+            self.report_issue(
+                IssueLevel.ERROR,
+                nii_root / timepoint_id,
+                f"Session {session_id} not found in the archive: no file in "
+                f"{NII_FOLDER.as_posix()}/{timepoint_id}/ has that session ID. Check the ID.",
+            )
+
+    def _log_finish(self):
+        logger.info("import of study %s finished: %s", self.study.nickname, self.result.summary())
+        problems = [issue for issue in self.result.issues if issue.level is not IssueLevel.NOTE]
+        if problems:
+            logger.warning(
+                "import of study %s from %s: skipped files, errors or warnings: %d; the first: %s",
+                self.study.nickname,
+                self.root,
+                len(problems),
+                problems[0],
+            )
+
+    def report_issue(self, level, path, message):
+        issue = ImportIssue(level, path, message)
+        self.result.issues.append(issue)
+        # Each issue reaches the operator through the command's stderr; the log keeps a summary.
+        logger.debug("import of study %s: %s", self.study.nickname, issue)
+        if self.on_issue is not None:
+            self.on_issue(issue)
+
+    # --- Timepoint folders ------------------------------------------------------------------
+
+    def _import_folder(self, path):
+        folder = self._parse_folder(path)
+        if folder is None:
+            return
+
+        groups = self._collect_scan_files(folder)
+        manifests = _ManifestIndex(self, folder)
+        sessions = defaultdict(list)
+        for group in groups.values():
+            sessions[group.name.ident.session_number].append(group)
+
+        imported_numbers = set()
+        for number in sorted(sessions):
+            key = (folder.ident.timepoint_id, number)
+            self.found_sessions.add(key)
+            if self.requested and key not in self.requested:
+                continue
+            imported_numbers.add(number)
+            # The session is saved even when every one of its series was skipped, so that it
+            # still shows up, with its missing scans, until the archive or config is fixed.
+            scans = self._expected_scans(folder, sessions[number])
+            self._import_session(folder, number, scans, manifests)
+        manifests.report_unmatched(groups, imported_numbers)
+
+    def _parse_folder(self, path):
+        try:
+            parsed = datman_ids.parse_timepoint_id(path.name)
+        except datman_ids.IdError as error:
+            self.report_issue(
+                IssueLevel.SKIPPED,
+                path,
+                f"The folder name is not a timepoint or phantom ID: {error} Each folder in "
+                f"{NII_FOLDER.as_posix()}/ is named by the timepoint ID of its files "
+                f"(STUDY_SITE_SUBJECT_TIMEPOINT, or STUDY_SITE_PHA_FBN0001 for a phantom); "
+                f"rename the folder.",
+            )
+            return None
+        ident = parsed.upper()
+        if path.name.upper() == ident.timepoint_id and path.name != ident.timepoint_id:
+            self.report_issue(
+                IssueLevel.NOTE,
+                path,
+                f"The folder name is in lower case; its files were imported under the "
+                f"upper-case ID {ident.timepoint_id}.",
+            )
+        elif path.name != ident.timepoint_id:
+            self.report_issue(
+                IssueLevel.NOTE,
+                path,
+                f"The folder name is read as the datman ID {ident.timepoint_id}, and its files "
+                f"were imported under that ID.",
+            )
+
+        problem = self._study_site_problem(ident)
+        if problem:
+            self.report_issue(IssueLevel.SKIPPED, path, f"Folder {path.name}: {problem}")
+            return None
+        study_site = self.study_sites[(ident.study, ident.site)]
+
+        earlier = self.timepoint_folders.get(ident.timepoint_id)
+        if earlier is not None:
+            self.report_issue(
+                IssueLevel.SKIPPED,
+                path,
+                f"Folder {path.name} is the same timepoint {ident.timepoint_id} as folder "
+                f"{earlier.name} (the names differ only in case). Merge the two folders.",
+            )
+            return None
+        self.timepoint_folders[ident.timepoint_id] = path
+
+        existing = Timepoint.objects.filter(name=ident.timepoint_id).select_related("study")
+        existing = existing.first()
+        if existing is not None and existing.study_id != self.study.pk:
+            self.report_issue(
+                IssueLevel.SKIPPED,
+                path,
+                f"Timepoint {ident.timepoint_id} already belongs to study {existing.study}, and "
+                f"a timepoint cannot belong to two studies. Check the study code in the name.",
+            )
+            return None
+        return _Folder(path=path, ident=ident, study_site=study_site)
+
+    def _collect_scan_files(self, folder):
+        """Parse the names of the folder's files and group them by series."""
+        groups = {}
+        locations = [folder.path]
+        blacklisted = folder.path / BLACKLISTED_FOLDER
+        if blacklisted.is_dir():
+            locations.append(blacklisted)
+
+        for location in locations:
+            for path in sorted(location.iterdir()):
+                if path.name.startswith("."):
+                    continue
+                if path.is_dir():
+                    if location == folder.path and path.name == BLACKLISTED_FOLDER:
+                        continue
+                    self.report_issue(
+                        IssueLevel.WARNING,
+                        path,
+                        f"Subfolder ignored: only the files of a timepoint folder and of its "
+                        f"{BLACKLISTED_FOLDER}/ folder are imported.",
+                    )
+                    continue
+                self._add_scan_file(folder, path, groups)
+        return groups
+
+    def _add_scan_file(self, folder, path, groups):
+        stem, extension = datman_ids.split_extension(path.name)
+        if extension not in IMPORTED_EXTENSIONS:
+            self.report_issue(
+                IssueLevel.SKIPPED,
+                path,
+                f"Unexpected file type: a timepoint folder holds only "
+                f"{', '.join(IMPORTED_EXTENSIONS)} files of datman-named series. Move or remove "
+                f"the file.",
+            )
+            return
+        try:
+            parsed = datman_ids.parse_filename(path.name)
+        except datman_ids.IdError as error:
+            self.report_issue(IssueLevel.SKIPPED, path, f"{error} Rename the file.")
+            return
+
+        ident = parsed.ident.upper()
+        if ident.timepoint_id != folder.ident.timepoint_id:
+            self.report_issue(
+                IssueLevel.SKIPPED,
+                path,
+                f"The file belongs to timepoint {ident.timepoint_id}, but it is in the folder of "
+                f"{folder.ident.timepoint_id}. Move it to {NII_FOLDER.as_posix()}/"
+                f"{ident.timepoint_id}/, or fix its name.",
+            )
+            return
+        if ident.session_number < 1:
+            self.report_issue(
+                IssueLevel.SKIPPED,
+                path,
+                f"Session number {ident.session} is invalid: sessions are numbered from 01. "
+                f"Rename the file, for example to {ident.timepoint_id}_01_...",
+            )
+            return
+        if parsed.ident.session_id != ident.session_id and folder.path.name == ident.timepoint_id:
+            self.report_issue(
+                IssueLevel.NOTE,
+                path,
+                f"The file name is in lower case; it was imported under the upper-case ID "
+                f"{ident.session_id}.",
+            )
+
+        name = datman_ids.ScanName(ident, parsed.tag, parsed.series, parsed.description)
+        slot = NIFTI_SLOT if extension in NIFTI_EXTENSIONS else extension
+        group = groups.get(name.scan_name)
+        if group is None:
+            group = groups[name.scan_name] = _ScanFiles(name=name, stem=stem)
+        elif group.stem != stem:
+            self.report_issue(
+                IssueLevel.SKIPPED,
+                path,
+                f"The file has the same scan name {name.scan_name} (session, tag and series) as "
+                f"{group.main_path.name}, but another description. A series number is used once "
+                f"per session and tag; remove or rename one of the files.",
+            )
+            return
+        if slot in group.paths:
+            self.report_issue(
+                IssueLevel.SKIPPED,
+                path,
+                f"The series already has the file {group.paths[slot]}, and a series has one "
+                f"file of each type (.nii and .nii.gz count as one type). Remove one of the two.",
+            )
+            return
+        group.paths[slot] = path
+
+    def _expected_scans(self, folder, groups):
+        """Return (group, scantype) for the groups whose tag the study site expects."""
+        expected = self.expected[folder.study_site.pk]
+        scans = []
+        for group in sorted(groups, key=lambda group: group.name.scan_name):
+            scantype = expected.get(group.name.tag)
+            if scantype is None:
+                self._report_unexpected_tag(folder, group)
+                continue
+            scans.append((group, scantype))
+        return scans
+
+    def _report_unexpected_tag(self, folder, group):
+        tag = group.name.tag
+        site = folder.study_site.site.name
+        other_files = len(group.paths) - 1
+        skipped = "this scan was skipped"
+        if other_files:
+            skipped = f"this scan and its {_plural(other_files, 'other file')} were skipped"
+        undefined = ""
+        if not Scantype.objects.filter(tag=tag).exists():
+            undefined = f", and define {tag} in ExportSettings of the main config"
+        self.report_issue(
+            IssueLevel.SKIPPED,
+            group.main_path,
+            f"Tag {tag} is not expected at study site {folder.study_site.code} at {site} of "
+            f"study {self.study.nickname}, so {skipped}. Add {tag} to "
+            f"ExportInfo of site {site} in the study's datman config{undefined}, then run "
+            f"sync_config and import again.",
+        )
+
+    # --- Sessions and scans -----------------------------------------------------------------
+
+    def _import_session(self, folder, number, scans, manifests):
+        counts = Counter()
+        session_label = f"{folder.ident.timepoint_id} session {number:02d}"
+        try:
+            with transaction.atomic():
+                timepoint, timepoint_outcome = self._upsert_timepoint(folder)
+                session, created = Session.objects.get_or_create(timepoint=timepoint, number=number)
+                counts["sessions_created" if created else "sessions_unchanged"] += 1
+
+                names = [group.name.scan_name for group, _ in scans]
+                existing = {scan.name: scan for scan in Scan.objects.filter(name__in=names)}
+                for group, scantype in scans:
+                    values = self._scan_values(group, session, scantype, manifests)
+                    outcome = _upsert_scan(group.name.scan_name, values, existing)
+                    counts[f"scans_{outcome}"] += 1
+        except DatabaseError as error:
+            logger.exception(
+                "import of study %s: saving %s failed", self.study.nickname, session_label
+            )
+            self.report_issue(
+                IssueLevel.ERROR,
+                folder.path,
+                f"Saving {session_label} failed, so none of its scans were saved: {error}",
+            )
+            return
+
+        if not folder.timepoint_counted:
+            # The first session saved decides whether the timepoint was created or updated.
+            folder.timepoint_counted = True
+            counts[f"timepoints_{timepoint_outcome}"] += 1
+        self.result.counts.update(counts)
+
+    def _upsert_timepoint(self, folder):
+        ident = folder.ident
+        values = {
+            "study_id": self.study.pk,
+            "study_site_id": folder.study_site.pk,
+            "is_phantom": ident.is_phantom,
+            "bids_name": ident.bids_subject,
+            "bids_session": ident.bids_session,
+        }
+        timepoint = Timepoint.objects.filter(name=ident.timepoint_id).first()
+        if timepoint is None:
+            return Timepoint.objects.create(name=ident.timepoint_id, **values), "created"
+        changed = [name for name, value in values.items() if getattr(timepoint, name) != value]
+        if not changed:
+            return timepoint, "unchanged"
+        for name in changed:
+            setattr(timepoint, name, values[name])
+        timepoint.save(update_fields=[name.removesuffix("_id") for name in changed])
+        return timepoint, "updated"
+
+    def _scan_values(self, group, session, scantype, manifests):
+        """Read the series' files and return the Scan field values they give."""
+        paths = group.paths
+        nifti = paths.get(NIFTI_SLOT)
+        sidecar_path = paths.get(".json")
+        values = {
+            "session_id": session.pk,
+            "scantype_id": scantype.pk,
+            "series": group.name.series_number,
+            "description": group.name.description,
+            "file_stem": group.stem,
+            "nifti_path": self.relative_path(nifti) if nifti else "",
+            "sidecar_path": self.relative_path(sidecar_path) if sidecar_path else "",
+            "sidecar": None,
+            "sidecar_error": "",
+            "sidecar_modified_at": None,
+            "conversion_errors": "",
+            "volumes": None,
+        }
+
+        if nifti is None:
+            self.report_issue(
+                IssueLevel.WARNING,
+                group.main_path,
+                f"Series {group.name.scan_name} has no NIfTI file, so it cannot be viewed; the "
+                f"scan was imported with the files that exist.",
+            )
+        else:
+            values["volumes"] = self._read_volumes(nifti)
+
+        if sidecar_path is None:
+            if nifti is not None:
+                self.report_issue(
+                    IssueLevel.WARNING,
+                    nifti,
+                    "The NIfTI file has no JSON sidecar beside it, so its header cannot be "
+                    "checked. Convert the series again with dcm2niix -b y.",
+                )
+        else:
+            values.update(self._read_sidecar(sidecar_path))
+
+        if ".err" in paths:
+            values["conversion_errors"] = _read_conversion_errors(paths[".err"])
+
+        values.update(manifests.images_for(group))
+        return values
+
+    def _read_volumes(self, path):
+        try:
+            return read_volume_count(path)
+        except (ImageFileError, OSError, EOFError, ValueError, zlib.error) as error:
+            self.report_issue(
+                IssueLevel.WARNING,
+                path,
+                f"The NIfTI header cannot be read ({error}); the scan was imported without its "
+                f"number of volumes. Check the file, or convert the series again.",
+            )
+            return None
+
+    def _read_sidecar(self, path):
+        relative = self.relative_path(path)
+        values = {"sidecar": None, "sidecar_error": "", "sidecar_modified_at": None}
+        with suppress(OSError):
+            # A file that vanished since the folder was listed is reported by read_sidecar.
+            values["sidecar_modified_at"] = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+
+        contents, error = read_sidecar(path, relative)
+        if error:
+            values["sidecar_error"] = error
+            self.report_issue(
+                IssueLevel.WARNING,
+                path,
+                f"{error} The scan was imported without its sidecar, so it can still be "
+                f"reviewed, but its header cannot be checked. Fix the file or convert the "
+                f"series again, then import again.",
+            )
+        else:
+            values["sidecar"] = contents
+        return values
+
+    def relative_path(self, path):
+        return path.relative_to(self.root).as_posix()
+
+
+def _upsert_scan(name, values, existing):
+    """Create or update the named scan; return 'created', 'updated' or 'unchanged'."""
+    scan = existing.get(name)
+    if scan is None:
+        Scan.objects.create(name=name, **values)
+        return "created"
+    changed = [field for field, value in values.items() if getattr(scan, field) != value]
+    if not changed:
+        return "unchanged"
+    for field_name in changed:
+        setattr(scan, field_name, values[field_name])
+    # update_fields takes field names (session, not session_id). An auto_now field is only
+    # updated when it is listed.
+    update_fields = [field_name.removesuffix("_id") for field_name in changed]
+    scan.save(update_fields=[*update_fields, "updated_at"])
+    return "updated"
+
+
+class _ManifestIndex:
+    """The QC manifests in `qc/<TIMEPOINT>/`, found by series."""
+
+    def __init__(self, importer, folder):
+        self.importer = importer
+        self.folder = folder
+        self.by_scan_name = defaultdict(list)
+        self.qc_dir = None
+        # The QC folder usually has the same name as the data folder. datman names it by the
+        # timepoint ID, so look there too when the data folder name is in lower case.
+        for name in dict.fromkeys([folder.path.name, folder.ident.timepoint_id]):
+            candidate = importer.root / QC_FOLDER / name
+            if candidate.is_dir():
+                self.qc_dir = candidate
+                break
+        if self.qc_dir is not None:
+            self._index()
+
+    def _index(self):
+        for path in sorted(self.qc_dir.glob(f"*{MANIFEST_SUFFIX}")):
+            stem = path.name[: -len(MANIFEST_SUFFIX)]
+            try:
+                parsed = datman_ids.parse_filename(stem)
+            except datman_ids.IdError as error:
+                self.importer.report_issue(
+                    IssueLevel.WARNING,
+                    path,
+                    f"QC manifest ignored: its name is not <NIfTI file stem>{MANIFEST_SUFFIX} "
+                    f"({error}).",
+                )
+                continue
+            name = datman_ids.ScanName(
+                parsed.ident.upper(), parsed.tag, parsed.series, parsed.description
+            )
+            self.by_scan_name[name.scan_name].append(path)
+
+    def _manifest_for(self, group):
+        candidates = self.by_scan_name.get(group.name.scan_name, [])
+        exact = [path for path in candidates if path.name == f"{group.stem}{MANIFEST_SUFFIX}"]
+        if exact:
+            return exact[0]
+        if len(candidates) == 1:
+            return candidates[0]
+        return None
+
+    def images_for(self, group):
+        """Return the `qc_images` and `manifest_error` values for a series."""
+        path = self._manifest_for(group)
+        if path is None:
+            return {"qc_images": [], "manifest_error": ""}
+        relative_dir = self.qc_dir.relative_to(self.importer.root).as_posix()
+        try:
+            images = read_manifest(path, relative_dir)
+        except ManifestError as error:
+            message = f"{self.importer.relative_path(path)}: {error}"
+            self.importer.report_issue(
+                IssueLevel.WARNING,
+                path,
+                f"QC manifest unreadable ({error}); the scan was imported without QC images. "
+                f"Fix the file or run dm_qc_report again.",
+            )
+            return {"qc_images": [], "manifest_error": message}
+        return {"qc_images": images, "manifest_error": ""}
+
+    def report_unmatched(self, groups, imported_numbers):
+        """Warn about manifests of imported sessions that match no series in `data/nii/`."""
+        for scan_name, paths in sorted(self.by_scan_name.items()):
+            if scan_name in groups:
+                continue
+            for path in paths:
+                stem = path.name[: -len(MANIFEST_SUFFIX)]
+                number = datman_ids.parse_filename(stem).ident.session_number
+                if number in imported_numbers:
+                    self.importer.report_issue(
+                        IssueLevel.WARNING,
+                        path,
+                        f"QC manifest for series {scan_name}, which has no file in "
+                        f"{NII_FOLDER.as_posix()}/{self.folder.path.name}/; its images are not "
+                        f"shown anywhere.",
+                    )
+
+
+# --- File readers ---------------------------------------------------------------------------
+
+
+class ManifestError(ValueError):
+    """A QC manifest that cannot be read or does not have the expected structure."""
+
+
+class _NonFiniteNumber(ValueError):
+    pass
+
+
+def _reject_non_finite(constant):
+    raise _NonFiniteNumber(constant)
+
+
+def read_volume_count(path):
+    """Return the number of volumes of a NIfTI file (its 4th dimension, 1 for 3D).
+
+    nibabel reads only the header here: the image data stays behind a lazy proxy.
+    """
+    shape = nibabel.load(path).header.get_data_shape()
+    return int(shape[3]) if len(shape) > 3 else 1
+
+
+def read_sidecar(path, relative):
+    """Return (contents, error) for a JSON sidecar; `error` names the file and the problem."""
+    try:
+        # dcm2niix writes no byte-order mark, but some Windows editors add one, so accept it.
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        return None, f"{relative} is not UTF-8 text ({error.reason} at byte {error.start})."
+    except OSError as error:
+        return None, f"{relative} cannot be read ({error.strerror})."
+    try:
+        contents = json.loads(text, parse_constant=_reject_non_finite)
+    except json.JSONDecodeError as error:
+        return None, (
+            f"{relative} is not valid JSON: {error.msg} at line {error.lineno}, "
+            f"column {error.colno}."
+        )
+    except _NonFiniteNumber as error:
+        return None, f"{relative} is not valid JSON: it contains the value {error}."
+    if not isinstance(contents, dict):
+        return None, (
+            f"{relative} is not a JSON sidecar: it holds a JSON {type(contents).__name__}, "
+            f"not an object of header fields."
+        )
+    if "\\u0000" in json.dumps(contents):
+        # PostgreSQL cannot store NUL characters in JSON.
+        return None, f"{relative} contains a NUL character (\\u0000), which cannot be stored."
+    return contents, ""
+
+
+def _read_conversion_errors(path):
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        return f"The conversion error file {path.name} cannot be read ({error.strerror})."
+    # PostgreSQL text columns cannot hold NUL characters.
+    text = text.replace("\x00", "").strip()
+    return text or f"The conversion error file {path.name} is empty."
+
+
+def read_manifest(path, relative_dir):
+    """Return the QC images a manifest lists, sorted by `order` (entries without it last).
+
+    Each image is `{"file": "<relative_dir>/<name>", "title": ..., "caption": ...}`. Raises
+    ManifestError when the file is not a manifest.
+    """
+    try:
+        contents = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as error:
+        raise ManifestError(
+            f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+        ) from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise ManifestError(f"cannot be read: {error}") from error
+    if not isinstance(contents, dict):
+        raise ManifestError("expected a JSON object of image file names")
+
+    images = []
+    for name, entry in contents.items():
+        if name in ("", ".", "..") or Path(name).name != name or "\\" in name:
+            # Image paths are served from qc/<TIMEPOINT>/, so a name must not leave that folder.
+            raise ManifestError(f"image {name!r} is not a plain file name")
+        if not isinstance(entry, dict):
+            raise ManifestError(f"entry {name!r} is not an object with order, title and caption")
+        order = entry.get("order")
+        if order is not None and (isinstance(order, bool) or not isinstance(order, int)):
+            raise ManifestError(f"entry {name!r} has order {order!r}; expected a whole number")
+        for key in ("title", "caption"):
+            if entry.get(key) is not None and not isinstance(entry[key], str):
+                raise ManifestError(f"entry {name!r} has a {key} that is not text")
+        images.append((order, name, entry.get("title"), entry.get("caption")))
+
+    images.sort(key=lambda image: (image[0] is None, image[0] or 0, image[1]))
+    return [
+        {"file": f"{relative_dir}/{name}", "title": title, "caption": caption}
+        for _, name, title, caption in images
+    ]
