@@ -418,8 +418,8 @@ def parse_filename(name):
     if not _DIGITS.fullmatch(series):
         raise IdError(
             f"Invalid scan file name {name!r}: series {series!r} is not a number; the part after "
-            f"the tag {tag!r} must be the DICOM series number, for example "
-            f"{ident.session_id}_{tag}_02_{description}."
+            f"the tag {tag!r} must be the DICOM series number (SeriesNumber in the sidecar), "
+            f"as in {ident.session_id}_{tag}_<SERIES>_{description}."
         )
     return ScanName(ident, tag, series, description, extension)
 

@@ -31,6 +31,7 @@ from nibabel.filebasedimages import ImageFileError
 
 from studies import datman_ids
 from studies.models import ExpectedScan, Scan, Scantype, Session, StudySite, Timepoint
+from studies.signals import sessions_imported
 
 logger = logging.getLogger(__name__)
 
@@ -576,6 +577,8 @@ class _ArchiveImporter:
                     values = self._scan_values(group, session, scantype, manifests)
                     outcome = _upsert_scan(group.name.scan_name, values, existing)
                     counts[f"scans_{outcome}"] += 1
+                if created or counts["scans_created"] or counts["scans_updated"]:
+                    self._announce(session, created=created)
         except DatabaseError as error:
             logger.exception(
                 "import of study %s: saving %s failed", self.study.nickname, session_label
@@ -592,6 +595,20 @@ class _ArchiveImporter:
             folder.timepoint_counted = True
             counts[f"timepoints_{timepoint_outcome}"] += 1
         self.result.counts.update(counts)
+
+    def _announce(self, session, *, created):
+        """Send `sessions_imported` for the session once its transaction commits."""
+        study = self.study
+
+        def send():
+            sessions_imported.send(
+                sender=Session,
+                study=study,
+                created=[session] if created else [],
+                updated=[] if created else [session],
+            )
+
+        transaction.on_commit(send)
 
     def _upsert_timepoint(self, folder):
         ident = folder.ident

@@ -881,3 +881,26 @@ def test_failed_session_does_not_stop_run(archive, monkeypatch):
     assert not Session.objects.filter(number=2).exists()
     assert "2 timepoints, 2 sessions, 2 scans created" in summary_line(output)
     assert "1 error" in summary_line(output)
+
+
+def test_sessions_imported_signal_once_per_change(real_archive, django_capture_on_commit_callbacks):
+    received = []
+
+    def record(sender, study, created, updated, **kwargs):
+        received.append((study.nickname, [str(s) for s in created], [str(s) for s in updated]))
+
+    importer.sessions_imported.connect(record)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            run_import("STUDY")
+        first_run = list(received)
+        received.clear()
+        with django_capture_on_commit_callbacks(execute=True):
+            run_import("STUDY")
+    finally:
+        importer.sessions_imported.disconnect(record)
+
+    created = sorted(name for _, names, _ in first_run for name in names)
+    assert created == sorted(str(session) for session in Session.objects.all())
+    assert all(nickname == "STUDY" for nickname, _, _ in first_run)
+    assert received == []

@@ -1,0 +1,82 @@
+from urllib.parse import unquote
+
+import pytest
+from django.urls import resolve, reverse
+
+from tests.studies.factories import StudyFactory
+
+pytestmark = pytest.mark.django_db
+
+PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+
+
+@pytest.fixture
+def archive(tmp_path):
+    """A study archive with one QC image, and a secret file beside (outside) the archive."""
+    root = tmp_path / "SPINS"
+    (root / "qc" / "SPN01_CMH_0001_01").mkdir(parents=True)
+    (root / "qc" / "SPN01_CMH_0001_01" / "T1.png").write_bytes(PNG_BYTES)
+    (tmp_path / "secret.txt").write_text("not for the browser")
+    StudyFactory(nickname="SPINS", archive_path=str(root))
+    return root
+
+
+def file_url(relative_path, study="SPINS"):
+    return reverse("studies:archive_file", kwargs={"study": study, "relative_path": relative_path})
+
+
+def test_archive_file_serves_qc_image(reviewer_client, archive):
+    response = reviewer_client.get(file_url("qc/SPN01_CMH_0001_01/T1.png"))
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert b"".join(response.streaming_content) == PNG_BYTES
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../secret.txt",
+        "qc/../../secret.txt",
+        "qc/SPN01_CMH_0001_01/../../../secret.txt",
+        "%2e%2e/secret.txt",
+    ],
+)
+def test_archive_file_traversal_404(reviewer_client, archive, path):
+    url = f"/files/SPINS/{path}"
+    # The URL reaches the view, so the 404 comes from its containment check.
+    assert resolve(unquote(url)).url_name == "archive_file"
+    response = reviewer_client.get(url)
+
+    assert response.status_code == 404
+    assert b"not for the browser" not in response.content
+
+
+@pytest.mark.parametrize("absolute", [True, False])
+def test_archive_file_symlink_outside_404(reviewer_client, archive, absolute):
+    target = archive.parent / "secret.txt"
+    link = archive / "qc" / "SPN01_CMH_0001_01" / "leak.png"
+    link.symlink_to(target if absolute else "../../../secret.txt")
+    response = reviewer_client.get(file_url("qc/SPN01_CMH_0001_01/leak.png"))
+
+    assert response.status_code == 404
+
+
+def test_archive_file_symlink_inside_served(reviewer_client, archive):
+    link = archive / "qc" / "alias.png"
+    link.symlink_to(archive / "qc" / "SPN01_CMH_0001_01" / "T1.png")
+    response = reviewer_client.get(file_url("qc/alias.png"))
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["qc/missing.png", "qc", ""])
+def test_archive_file_missing_or_folder_404(reviewer_client, archive, path):
+    response = reviewer_client.get(f"/files/SPINS/{path}")
+
+    assert response.status_code == 404
+
+
+def test_archive_file_unknown_study_404(reviewer_client, archive):
+    assert reviewer_client.get(file_url("qc/SPN01_CMH_0001_01/T1.png", "NOPE")).status_code == 404
