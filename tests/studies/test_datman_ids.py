@@ -264,7 +264,7 @@ INVALID_FILENAMES = [
         "STUDY_SITE_0001_01_01_T1_02",
         ["no description after the series '02'", "STUDY_SITE_0001_01_01_T1_02_"],
     ),
-    ("STUDY_SITE_0001_01_01_T1_XX_Sag", ["series 'XX'", "STUDY_SITE_0001_01_01_T1_02_Sag"]),
+    ("STUDY_SITE_0001_01_01_T1_XX_Sag", ["series 'XX'", "STUDY_SITE_0001_01_01_T1_<SERIES>_Sag"]),
     (
         "SPN01_CMH_0001_01_T1_02_Sag",
         ["timepoint ID 'SPN01_CMH_0001_01'", "SPN01_CMH_0001_01_01_T1_02_Sag"],
