@@ -1,7 +1,7 @@
 import factory
 
-from qc.models import QCState, ScanReview
-from tests.studies.factories import ScanFactory, UserFactory
+from qc.models import QCState, ScanReview, SessionSignOff
+from tests.studies.factories import ScanFactory, SessionFactory, UserFactory
 
 
 class ScanReviewFactory(factory.django.DjangoModelFactory):
@@ -11,4 +11,12 @@ class ScanReviewFactory(factory.django.DjangoModelFactory):
     scan = factory.SubFactory(ScanFactory)
     state = QCState.APPROVED
     comment = ""
+    reviewer = factory.SubFactory(UserFactory)
+
+
+class SessionSignOffFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SessionSignOff
+
+    session = factory.SubFactory(SessionFactory)
     reviewer = factory.SubFactory(UserFactory)

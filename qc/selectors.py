@@ -1,0 +1,305 @@
+"""Read queries for the reviewer pages.
+
+Each function takes a queryset that already went through `accounts.permissions` and adds the
+joins, annotations and prefetches its page shows, so the number of queries a page runs does not
+grow with the number of rows on it.
+"""
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+)
+from django.db.models.functions import Coalesce
+
+from qc.models import QCState, ScanReview, SessionSignOff, with_qc_state
+from studies.models import ExpectedScan, Scan, Session, Timepoint
+
+# The one definition of a session that needs review, used by the study list counts, the
+# overview badges and its filter. Phantom sessions are left out because datman counts a phantom
+# timepoint as QC'd without a sign-off.
+NEEDS_REVIEW = Q(sign_off__isnull=True, timepoint__is_phantom=False)
+
+# A scan is new while it has no review or its newest review put it back to new. Applies to a
+# queryset annotated by `qc.models.with_qc_state`.
+IS_NEW = Q(qc_state__isnull=True) | Q(qc_state=QCState.NEW)
+
+# Sidecar lists longer than this (SliceTiming has one value per slice) are folded on the page.
+SIDECAR_LIST_PREVIEW = 6
+
+
+def _count_rows(queryset):
+    """Build a scalar subquery that counts the rows of a correlated queryset (0 when none)."""
+    # COUNT wrapped in Func is not an aggregate to the ORM, so no GROUP BY is added and the
+    # subquery returns exactly one row.
+    counted = queryset.order_by().annotate(row_count=Func(F("pk"), function="COUNT"))
+    return Coalesce(Subquery(counted.values("row_count"), output_field=IntegerField()), 0)
+
+
+# --- Study list -----------------------------------------------------------------------------
+
+
+def studies_for_list(studies):
+    """Annotate studies with `timepoint_count` and `needs_review_count` (sessions), by nickname."""
+    timepoints = Timepoint.objects.filter(study=OuterRef("pk"))
+    sessions = Session.objects.filter(timepoint__study=OuterRef("pk")).filter(NEEDS_REVIEW)
+    return studies.annotate(
+        timepoint_count=_count_rows(timepoints),
+        needs_review_count=_count_rows(sessions),
+    ).order_by("nickname")
+
+
+def needs_review_count(sessions):
+    """Count the sessions of a queryset that need review (one query)."""
+    return sessions.filter(NEEDS_REVIEW).count()
+
+
+# --- Missing scans --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MissingScan:
+    """A scan tag of which a session has fewer scans than its study site expects."""
+
+    tag: str
+    expected: int
+    found: int
+
+    def __str__(self):
+        return f"{self.tag} ({self.found} of {self.expected})"
+
+
+def find_missing_scans(expected_scans, tag_counts, *, is_phantom):
+    """List the tags a session is short of, in tag order.
+
+    `expected_scans` are the ExpectedScan rows of the session's study site (scantype preloaded),
+    `tag_counts` maps tag to the number of scans the session has. Phantoms are held to
+    `phantom_count`, humans to `count`; an expected count of 0 is never short.
+    """
+    missing = []
+    for expected_scan in sorted(expected_scans, key=lambda row: row.scantype.tag):
+        expected = expected_scan.phantom_count if is_phantom else expected_scan.count
+        found = tag_counts.get(expected_scan.scantype.tag, 0)
+        if found < expected:
+            missing.append(MissingScan(expected_scan.scantype.tag, expected, found))
+    return missing
+
+
+def _expected_scans_by_study_site(study_site_ids):
+    rows = ExpectedScan.objects.filter(study_site_id__in=study_site_ids).select_related("scantype")
+    grouped = defaultdict(list)
+    for row in rows:
+        grouped[row.study_site_id].append(row)
+    return grouped
+
+
+def _tag_counts_by_session(session_ids):
+    rows = (
+        Scan.objects.filter(session_id__in=session_ids)
+        .order_by()
+        .values_list("session_id", "scantype__tag")
+        .annotate(scan_count=Count("pk"))
+    )
+    counts = defaultdict(dict)
+    for session_id, tag, scan_count in rows:
+        counts[session_id][tag] = scan_count
+    return counts
+
+
+# --- Study overview -------------------------------------------------------------------------
+
+
+def sessions_with_status():
+    """Sessions annotated with `needs_review`, `signed_off_by` (username) and `signed_off_at`."""
+    return Session.objects.annotate(
+        needs_review=ExpressionWrapper(NEEDS_REVIEW, output_field=BooleanField()),
+        signed_off_by=F("sign_off__reviewer__username"),
+        signed_off_at=F("sign_off__created_at"),
+    ).order_by("number")
+
+
+def timepoints_for_overview(timepoints, *, needs_review_only=False):
+    """Timepoints of an overview page, by name, with `session_list` prefetched.
+
+    Each session carries the `sessions_with_status` annotations and `new_scan_count`. With
+    `needs_review_only`, only timepoints with a session that needs review are kept (all their
+    sessions are still listed). Call `attach_missing_scans` on the page's timepoints afterwards.
+    """
+    new_scans = with_qc_state(Scan.objects.filter(session_id=OuterRef("pk"))).filter(IS_NEW)
+    sessions = sessions_with_status().annotate(new_scan_count=_count_rows(new_scans))
+    timepoints = timepoints.for_study_page().prefetch_related(
+        Prefetch("sessions", queryset=sessions, to_attr="session_list")
+    )
+    if needs_review_only:
+        waiting = Session.objects.filter(timepoint_id=OuterRef("pk")).filter(NEEDS_REVIEW)
+        timepoints = timepoints.filter(Exists(waiting))
+    return timepoints
+
+
+def attach_missing_scans(timepoints):
+    """Set `missing_scans` (a list of MissingScan) on every session of the timepoints.
+
+    Runs two queries however many timepoints there are: the expected counts of their study sites
+    and the scan count per session and tag.
+    """
+    sessions = [session for timepoint in timepoints for session in timepoint.session_list]
+    if not sessions:
+        return
+    expected = _expected_scans_by_study_site({timepoint.study_site_id for timepoint in timepoints})
+    tag_counts = _tag_counts_by_session([session.pk for session in sessions])
+    for timepoint in timepoints:
+        for session in timepoint.session_list:
+            session.missing_scans = find_missing_scans(
+                expected[timepoint.study_site_id],
+                tag_counts[session.pk],
+                is_phantom=timepoint.is_phantom,
+            )
+
+
+# --- Timepoint page -------------------------------------------------------------------------
+
+
+def scans_for_review_table():
+    """Scans as the review table shows them: QC state, tag and source preloaded, series order."""
+    return with_qc_state(Scan.objects.select_related("scantype", "source")).order_by(
+        "series", "name"
+    )
+
+
+def timepoint_for_page(timepoints):
+    """Timepoints with everything the timepoint page shows preloaded.
+
+    `session_list` contains the sessions (`sessions_with_status` annotations) and each session's
+    `scan_list` its scans (`scans_for_review_table`); the study site's expected scans are
+    prefetched too. Call `prepare_timepoint` on the fetched timepoint.
+    """
+    return timepoints.select_related("study", "study_site__site").prefetch_related(
+        Prefetch("sessions", queryset=sessions_with_status(), to_attr="session_list"),
+        Prefetch("session_list__scans", queryset=scans_for_review_table(), to_attr="scan_list"),
+        Prefetch(
+            "study_site__expected_scans",
+            queryset=ExpectedScan.objects.select_related("scantype"),
+            to_attr="expected_list",
+        ),
+    )
+
+
+def prepare_timepoint(timepoint):
+    """Set `missing_scans` on each session and `images` on each scan, from preloaded rows."""
+    for session in timepoint.session_list:
+        tag_counts = Counter(scan.scantype.tag for scan in session.scan_list)
+        session.missing_scans = find_missing_scans(
+            timepoint.study_site.expected_list, tag_counts, is_phantom=timepoint.is_phantom
+        )
+        for scan in session.scan_list:
+            scan.images = qc_images(scan)
+
+
+def scans_for_row():
+    """Scans with what one row of the review table shows, including the study for image links."""
+    return scans_for_review_table().select_related("session__timepoint__study")
+
+
+# --- Scan page ------------------------------------------------------------------------------
+
+
+def scan_for_page(scans):
+    """Scans with their QC state, session, timepoint, study, site and source preloaded."""
+    return with_qc_state(scans).select_related(
+        "scantype",
+        "session__timepoint__study",
+        "session__timepoint__study_site__site",
+        "source__session__timepoint__study",
+    )
+
+
+def review_history(scan):
+    """Return every review of the scan (of its source when linked), newest first."""
+    return ScanReview.objects.newest_for(scan.review_target_id).select_related("reviewer")
+
+
+def qc_images(scan):
+    """List the scan's QC images in manifest order, as dicts with `file`, `title` and `caption`.
+
+    Entries without a file path are left out, because there is nothing to show for them.
+    """
+    images = []
+    for entry in scan.qc_images or []:
+        if not isinstance(entry, dict):
+            continue
+        path = entry.get("file")
+        if not isinstance(path, str) or not path.strip():
+            continue
+        images.append(
+            {
+                "file": path.strip().lstrip("/"),
+                "title": entry.get("title") or "",
+                "caption": entry.get("caption") or "",
+            }
+        )
+    return images
+
+
+@dataclass(frozen=True)
+class SidecarRow:
+    """One sidecar field as the scan page shows it.
+
+    `text` is the whole value; for a list longer than SIDECAR_LIST_PREVIEW, `preview` contains
+    its first values and `item_count` its length, so the page can fold it.
+    """
+
+    key: str
+    text: str
+    preview: str = ""
+    item_count: int = 0
+
+
+def _format_value(value):
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list) and all(not isinstance(item, list | dict) for item in value):
+        return ", ".join(_format_value(item) for item in value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def sidecar_rows(sidecar):
+    """Turn a dcm2niix sidecar into SidecarRows sorted by key.
+
+    Sorting gives the same order on every database, because PostgreSQL's jsonb does not keep
+    the key order of the file.
+    """
+    if not isinstance(sidecar, dict):
+        return []
+    rows = []
+    for key, value in sorted(sidecar.items(), key=lambda item: str(item[0]).lower()):
+        text = _format_value(value)
+        if isinstance(value, list) and len(value) > SIDECAR_LIST_PREVIEW:
+            preview = _format_value(value[:SIDECAR_LIST_PREVIEW])
+            rows.append(SidecarRow(str(key), text, preview=preview, item_count=len(value)))
+        else:
+            rows.append(SidecarRow(str(key), text))
+    return rows
+
+
+# --- Sign-off page --------------------------------------------------------------------------
+
+
+def sign_off_of(session):
+    """Return the session's SessionSignOff with its reviewer, or None when it is not signed off."""
+    return SessionSignOff.objects.filter(session=session).select_related("reviewer").first()

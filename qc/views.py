@@ -1,0 +1,233 @@
+"""Reviewer pages: study list, study overview, timepoint, scan, scan review and session sign-off."""
+
+import logging
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts import permissions
+from qc import selectors, services
+from qc.forms import ReviewForm, SignOffForm
+from studies.datman_ids import IdError, parse_session_id
+
+logger = logging.getLogger(__name__)
+
+STUDIES_PER_PAGE = 50
+TIMEPOINTS_PER_PAGE = 50
+
+
+def _is_htmx(request):
+    return request.headers.get("HX-Request") == "true"
+
+
+def _row_form(scan, data=None):
+    # Field ids carry the scan's key because the timepoint page shows one form per scan.
+    return ReviewForm(data, compact=True, auto_id=f"scan{scan.pk}_%s")
+
+
+def _scan_row_url(scan):
+    return f"{reverse('qc:timepoint_detail', args=[scan.session.timepoint.name])}#scan-{scan.pk}"
+
+
+@login_required
+@require_GET
+def study_list(request):
+    studies = selectors.studies_for_list(permissions.visible_studies(request.user))
+    page = Paginator(studies, STUDIES_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "qc/study_list.html", {"page": page})
+
+
+@login_required
+@require_GET
+def study_detail(request, nickname):
+    study = permissions.get_study(request.user, nickname)
+    needs_review_only = request.GET.get("show") == "needs-review"
+
+    timepoints = selectors.timepoints_for_overview(
+        permissions.visible_timepoints(request.user).filter(study=study),
+        needs_review_only=needs_review_only,
+    )
+    page = Paginator(timepoints, TIMEPOINTS_PER_PAGE).get_page(request.GET.get("page"))
+    selectors.attach_missing_scans(page.object_list)
+    needs_review_count = selectors.needs_review_count(
+        permissions.visible_sessions(request.user).filter(timepoint__study=study)
+    )
+    return render(
+        request,
+        "qc/study_detail.html",
+        {
+            "study": study,
+            "page": page,
+            "needs_review_only": needs_review_only,
+            "needs_review_count": needs_review_count,
+        },
+    )
+
+
+@login_required
+@require_GET
+def timepoint_detail(request, name):
+    timepoint = permissions.get_timepoint(
+        request.user,
+        name,
+        queryset=selectors.timepoint_for_page(permissions.visible_timepoints(request.user)),
+    )
+    selectors.prepare_timepoint(timepoint)
+    can_review = permissions.can_review(request.user, timepoint.study)
+    if can_review:
+        for session in timepoint.session_list:
+            for scan in session.scan_list:
+                scan.review_form = _row_form(scan)
+    return render(
+        request,
+        "qc/timepoint_detail.html",
+        {"timepoint": timepoint, "study": timepoint.study, "can_review": can_review},
+    )
+
+
+def _render_scan_page(request, scan, form):
+    study = scan.session.timepoint.study
+    source_visible = (
+        scan.source_id is not None
+        and permissions.visible_scans(request.user).filter(pk=scan.source_id).exists()
+    )
+    context = {
+        "scan": scan,
+        "study": study,
+        "timepoint": scan.session.timepoint,
+        "images": selectors.qc_images(scan),
+        "sidecar_rows": selectors.sidecar_rows(scan.sidecar),
+        "reviews": selectors.review_history(scan),
+        "source_visible": source_visible,
+        "can_review": permissions.can_review(request.user, study),
+        "form": form,
+    }
+    return render(request, "qc/scan_detail.html", context)
+
+
+@login_required
+@require_GET
+def scan_detail(request, name):
+    scan = permissions.get_scan(
+        request.user,
+        name,
+        queryset=selectors.scan_for_page(permissions.visible_scans(request.user)),
+    )
+    return _render_scan_page(request, scan, ReviewForm())
+
+
+def _redirect_target(request, scan):
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return _scan_row_url(scan)
+
+
+@login_required
+@require_POST
+def scan_review(request, name):
+    scan = permissions.get_scan(request.user, name, queryset=selectors.scans_for_row())
+    permissions.require_review(request.user, scan.session.timepoint.study)
+    htmx = _is_htmx(request)
+    form = _row_form(scan, request.POST) if htmx else ReviewForm(request.POST)
+
+    if form.is_valid():
+        try:
+            review = services.review_scan(
+                scan,
+                reviewer=request.user,
+                state=form.cleaned_data["state"],
+                comment=form.cleaned_data["comment"],
+            )
+        except services.QCError as error:
+            logger.info("review of scan %s by %s rejected: %s", scan.name, request.user, error)
+            form.add_error(None, str(error))
+        else:
+            if htmx:
+                # Fetch the row again so it shows the state just saved.
+                scan = permissions.get_scan(request.user, name, queryset=selectors.scans_for_row())
+                return _render_row(request, scan, _row_form(scan))
+            messages.success(request, f"{scan.name} marked {review.get_state_display().lower()}.")
+            return redirect(_redirect_target(request, scan))
+
+    if htmx:
+        return _render_row(request, scan, form)
+    # Without htmx the scan page shows the error, with the comment as typed.
+    page_scan = permissions.get_scan(
+        request.user,
+        name,
+        queryset=selectors.scan_for_page(permissions.visible_scans(request.user)),
+    )
+    return _render_scan_page(request, page_scan, form)
+
+
+def _render_row(request, scan, form):
+    scan.images = selectors.qc_images(scan)
+    scan.review_form = form
+    return render(request, "qc/_scan_row.html", {"scan": scan, "can_review": True})
+
+
+def _get_session(user, session_id):
+    try:
+        ident = parse_session_id(session_id)
+    except IdError as error:
+        raise Http404(str(error)) from error
+    return permissions.get_session(user, ident.timepoint_id, ident.session_number)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def session_sign_off(request, session_id):
+    session = _get_session(request.user, session_id)
+    timepoint = session.timepoint
+    permissions.require_review(request.user, timepoint.study)
+
+    if request.method == "POST":
+        form = SignOffForm(request.POST)
+        if form.is_valid():
+            try:
+                sign_off = services.sign_off_session(
+                    session,
+                    reviewer=request.user,
+                    approve_scan_ids=form.cleaned_data["approve_scan_ids"],
+                )
+            except services.QCError as error:
+                logger.info(
+                    "sign-off of session %s by %s rejected: %s", session, request.user, error
+                )
+                messages.error(request, str(error))
+            else:
+                approved = sign_off.reviews.count()
+                scans = "scan" if approved == 1 else "scans"
+                messages.success(
+                    request, f"Session {session.name} signed off; {approved} new {scans} approved."
+                )
+                return redirect("qc:timepoint_detail", name=timepoint.name)
+        else:
+            for message in form.errors.get("approve_scan_ids", []):
+                messages.error(request, message)
+        return redirect("qc:session_sign_off", session_id=session.name)
+
+    existing = selectors.sign_off_of(session)
+    new_scans = [] if existing else services.new_scans(session)
+    form = SignOffForm(initial={"approve_scan_ids": [scan.pk for scan in new_scans]})
+    return render(
+        request,
+        "qc/session_sign_off.html",
+        {
+            "session": session,
+            "timepoint": timepoint,
+            "study": timepoint.study,
+            "existing": existing,
+            "new_scans": new_scans,
+            "form": form,
+        },
+    )

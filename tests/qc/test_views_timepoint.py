@@ -1,0 +1,162 @@
+import re
+
+import pytest
+from django.urls import reverse
+
+from qc.models import QCState
+from tests.qc.factories import ScanReviewFactory
+from tests.qc.scenarios import fill_session, make_study_site, timepoint_with_sessions
+from tests.studies.factories import (
+    PhantomTimepointFactory,
+    ScanFactory,
+    ScantypeFactory,
+    SessionFactory,
+    TimepointFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def timepoint_url(name):
+    return reverse("qc:timepoint_detail", args=[name])
+
+
+def scan_row(html, scan):
+    """The HTML of one scan's `_scan_row.html` fragment."""
+    match = re.search(rf'<tbody id="scan-{scan.pk}".*?</tbody>', html, re.S)
+    assert match, f"no row for scan {scan.name}"
+    return match.group(0)
+
+
+@pytest.fixture
+def session(reviewer):
+    session = SessionFactory(timepoint=TimepointFactory(study_site=make_study_site()))
+    session.filled_scans = fill_session(session, reviewer)
+    return session
+
+
+def test_timepoint_scan_table(reviewer_client, session):
+    t1, rst, dti = session.filled_scans
+    response = reviewer_client.get(timepoint_url(session.timepoint.name))
+
+    assert response.status_code == 200
+    rst_row = scan_row(response.text, rst)
+    assert 'data-state="flagged"' in rst_row
+    assert ">reviewer<" in rst_row
+    assert "motion" in rst_row
+    assert ">RST-description<" in rst_row
+    assert ">65<" in rst_row
+    assert 'data-state="approved"' in scan_row(response.text, t1)
+    assert 'data-state="new"' in scan_row(response.text, dti)
+
+
+def test_timepoint_rows_in_series_order(reviewer_client, session):
+    response = reviewer_client.get(timepoint_url(session.timepoint.name))
+
+    scan_list = response.context["timepoint"].session_list[0].scan_list
+    assert [scan.series for scan in scan_list] == [2, 3, 4]
+
+
+def test_timepoint_qc_images_in_manifest_order(reviewer_client, session):
+    t1 = session.filled_scans[0]
+    response = reviewer_client.get(timepoint_url(session.timepoint.name))
+
+    row = scan_row(response.text, t1)
+    montage = reverse(
+        "studies:archive_file",
+        kwargs={"study": "SPINS", "relative_path": t1.qc_images[0]["file"]},
+    )
+    b0 = reverse(
+        "studies:archive_file",
+        kwargs={"study": "SPINS", "relative_path": t1.qc_images[1]["file"]},
+    )
+    assert f'src="{montage}"' in row
+    assert f'src="{b0}"' in row
+    assert row.index(montage) < row.index(b0)
+    assert "<strong>Montage</strong>" in row
+    assert "T1 montage" in row
+
+
+def test_timepoint_skips_image_entries_without_file(reviewer_client, session):
+    scan = session.filled_scans[0]
+    scan.qc_images = [{"title": "broken"}, "not a dict", {"file": "qc/x.png", "title": "ok"}]
+    scan.save()
+    response = reviewer_client.get(timepoint_url(session.timepoint.name))
+
+    row = scan_row(response.text, scan)
+    assert row.count("<figure") == 1
+    assert "broken" not in row
+
+
+def test_timepoint_conversion_error_badge(reviewer_client, session):
+    scan = session.filled_scans[2]
+    scan.conversion_errors = "missing images"
+    scan.save()
+    response = reviewer_client.get(timepoint_url(session.timepoint.name))
+
+    assert "conversion error" in scan_row(response.text, scan)
+    assert "conversion error" not in scan_row(response.text, session.filled_scans[0])
+
+
+def test_timepoint_missing_scans_warning(reviewer_client, session):
+    response = reviewer_client.get(timepoint_url(session.timepoint.name))
+
+    assert "fewer scans than the study expects for DTI60-1000 (1 of 2)" in response.text
+    assert [
+        str(missing) for missing in response.context["timepoint"].session_list[0].missing_scans
+    ] == ["DTI60-1000 (1 of 2)"]
+
+
+def test_timepoint_phantom_held_to_phantom_count(reviewer_client, reviewer):
+    study_site = make_study_site()
+    phantom = SessionFactory(timepoint=PhantomTimepointFactory(study_site=study_site))
+    ScanFactory(session=phantom, scantype=ScantypeFactory(tag="T1"))
+    response = reviewer_client.get(timepoint_url(phantom.timepoint.name))
+
+    missing = response.context["timepoint"].session_list[0].missing_scans
+    assert [str(item) for item in missing] == ["DTI60-1000 (0 of 1)", "RST (0 of 1)"]
+
+
+def test_timepoint_linked_scan_shows_source_state(reviewer_client, session, reviewer):
+    source = ScanFactory()
+    ScanReviewFactory(scan=source, state=QCState.BLACKLISTED, comment="artefact", reviewer=reviewer)
+    linked = ScanFactory(session=session, source=source, series=12)
+    response = reviewer_client.get(timepoint_url(session.timepoint.name))
+
+    row = scan_row(response.text, linked)
+    assert 'data-state="blacklisted"' in row
+    assert f"Linked to {source.name}" in row
+
+
+def test_timepoint_sign_off_button(reviewer_client, reviewer):
+    timepoint = timepoint_with_sessions(2, reviewer)
+    response = reviewer_client.get(timepoint_url(timepoint.name))
+
+    first, second = timepoint.sessions.order_by("number")
+    assert reverse("qc:session_sign_off", args=[first.name]) not in response.text
+    assert reverse("qc:session_sign_off", args=[second.name]) in response.text
+
+
+def test_timepoint_row_forms_have_unique_ids(reviewer_client, session):
+    response = reviewer_client.get(timepoint_url(session.timepoint.name))
+
+    ids = re.findall(r'<textarea[^>]* id="([^"]+)"', response.text)
+    assert len(ids) == 3
+    assert len(set(ids)) == 3
+
+
+def test_timepoint_unknown_404(reviewer_client):
+    assert reviewer_client.get(timepoint_url("SPN01_CMH_9999_01")).status_code == 404
+
+
+@pytest.mark.parametrize("count", [1, 20])
+def test_timepoint_query_count(reviewer_client, reviewer, django_assert_num_queries, count):
+    timepoint = timepoint_with_sessions(count, reviewer)
+
+    # 1 session, 2 user, 3 timepoint with study and site, 4 sessions with sign-off status,
+    # 5 scans with QC state, tag and source, 6 expected scans of the study site.
+    with django_assert_num_queries(6):
+        response = reviewer_client.get(timepoint_url(timepoint.name))
+
+    assert response.status_code == 200
+    assert len(response.context["timepoint"].session_list) == count
