@@ -54,6 +54,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.browser)
 
 
+@pytest.fixture(autouse=True)
+def _skip_postgresql_only(request):
+    if request.node.get_closest_marker("postgresql"):
+        from django.db import connection
+
+        if connection.vendor != "postgresql":
+            pytest.skip("needs PostgreSQL; set DATABASE_URL to a PostgreSQL database")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Turn skips into failures where CI requires the browser or the real fixtures."""

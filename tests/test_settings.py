@@ -11,6 +11,7 @@ PRODUCTION_ENV = {
     "DEBUG": "false",
     "SECRET_KEY": "x" * 60 + "production-test-key-not-used-anywhere",
     "ALLOWED_HOSTS": "qc.example.org",
+    "DATABASE_URL": "postgres://qcdash@127.0.0.1:5432/qcdash",
 }
 
 
@@ -60,3 +61,16 @@ def test_missing_allowed_hosts_stops_start_up():
     result = run_manage("check", env=env)
     assert result.returncode != 0
     assert "ALLOWED_HOSTS is not set" in result.stderr
+
+
+def test_missing_database_url_stops_start_up():
+    env = dict(PRODUCTION_ENV, DATABASE_URL="")
+    result = run_manage("check", env=env)
+    assert result.returncode != 0
+    assert "DATABASE_URL is not set" in result.stderr
+
+
+def test_unknown_log_format_stops_start_up():
+    result = run_manage("check", env={"LOG_FORMAT": "xml"})
+    assert result.returncode != 0
+    assert "LOG_FORMAT is 'xml'" in result.stderr

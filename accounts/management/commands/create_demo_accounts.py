@@ -15,7 +15,7 @@ DEMO_ACCOUNTS = [
 
 
 class Command(BaseCommand):
-    help = "Create the demo accounts (password 'qcdash-demo'); only with DEBUG on."
+    help = "Create the demo accounts (password 'qcdash-demo'); with DEBUG off only with --force."
 
     def add_arguments(self, parser):
         parser.add_argument(
