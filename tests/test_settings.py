@@ -26,7 +26,9 @@ def example_variables():
 
 
 def run_manage(*args, env):
-    clean_env = {key: value for key, value in os.environ.items() if key not in PRODUCTION_ENV}
+    # The browser tests set DJANGO_ALLOW_ASYNC_UNSAFE for Playwright; a server never has it.
+    dropped = set(PRODUCTION_ENV) | {"DJANGO_ALLOW_ASYNC_UNSAFE"}
+    clean_env = {key: value for key, value in os.environ.items() if key not in dropped}
     clean_env.update(env)
     return subprocess.run(
         [sys.executable, "manage.py", *args],
