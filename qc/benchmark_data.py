@@ -1,0 +1,254 @@
+"""Deterministic synthetic studies for benchmarks, written with bulk inserts.
+
+Each profile describes studies by their number of sites and timepoints. Every timepoint has one
+session of ten scans; 60% of scans are reviewed (80% approved, 15% flagged, 5% blacklisted) and
+60% of sessions are signed off. The same profile and seed always give the same rows.
+"""
+
+import random
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from accounts.models import User
+from qc.models import QCEvent, QCEventKind, QCState, ScanReview, SessionSignOff
+from studies.models import (
+    ExpectedScan,
+    Scan,
+    Scantype,
+    Session,
+    Site,
+    Study,
+    StudySite,
+    Timepoint,
+)
+
+BATCH_SIZE = 5000
+TAGS = [
+    ("T1", "anat", 1),
+    ("T2", "anat", 1),
+    ("FLAIR", "anat", 1),
+    ("RST", "fmri", 2),
+    ("EMP", "fmri", 2),
+    ("DTI60-1000", "dti", 1),
+    ("FMAP", "ignore", 2),
+]
+SCANS_PER_SESSION = 10
+REVIEWED_SHARE = 0.6
+SIGNED_OFF_SHARE = 0.6
+STATE_WEIGHTS = [(QCState.APPROVED, 0.80), (QCState.FLAGGED, 0.15), (QCState.BLACKLISTED, 0.05)]
+SITE_NAMES = ["CMH", "MRC", "ZHH", "UTO", "TGH", "SMH", "BYC", "UCL"]
+
+
+@dataclass(frozen=True)
+class StudyShape:
+    nickname: str
+    sites: int
+    timepoints: int
+
+
+def _lab_profile():
+    # 30 studies of mixed sizes, about 15,000 sessions in all.
+    sizes = [3000, 2000, 1500, 1200, 1000, 800, 700, 600, 500, 450] + [400] * 5 + [200] * 15
+    return [StudyShape(f"LAB{index:02d}", 1 + index % 4, size) for index, size in enumerate(sizes)]
+
+
+PROFILES = {
+    "small": [StudyShape("BENCH", 4, 200)],
+    "large": [StudyShape("BENCH", 4, 5000)],
+    "stretch": [StudyShape("BENCH", 4, 50000)],
+    "lab": _lab_profile(),
+}
+
+
+@dataclass
+class SeedResult:
+    studies: int = 0
+    timepoints: int = 0
+    sessions: int = 0
+    scans: int = 0
+    reviews: int = 0
+    sign_offs: int = 0
+
+    def summary(self):
+        return (
+            f"{self.studies} studies, {self.timepoints} timepoints, {self.sessions} sessions, "
+            f"{self.scans} scans, {self.reviews} reviews, {self.sign_offs} sign-offs"
+        )
+
+
+class SeedError(Exception):
+    """The benchmark data cannot be written; the message says why and what to do."""
+
+
+def _sidecar(tag, series, rng):
+    return {
+        "Manufacturer": "Siemens",
+        "ManufacturersModelName": "Prisma",
+        "MagneticFieldStrength": 3,
+        "SeriesDescription": f"{tag} benchmark",
+        "SeriesNumber": series,
+        "RepetitionTime": round(2.0 + rng.random() * 0.01, 4),
+        "EchoTime": round(0.03 + rng.random() * 0.0001, 6),
+        "FlipAngle": 52,
+        "SliceThickness": 2.5,
+        "PhaseEncodingDirection": "j-",
+        "ConversionSoftware": "dcm2niix",
+        "ConversionSoftwareVersion": "v1.0.20230411",
+    }
+
+
+def seed(profile, *, seed_value=1, progress=None):
+    """Write the studies of `profile` and return a SeedResult.
+
+    Raise SeedError when a study of the profile already exists, so a second run never doubles
+    the data.
+    """
+    if profile not in PROFILES:
+        raise SeedError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.")
+    shapes = PROFILES[profile]
+    existing = list(
+        Study.objects.filter(nickname__in=[shape.nickname for shape in shapes]).values_list(
+            "nickname", flat=True
+        )
+    )
+    if existing:
+        raise SeedError(
+            f"Study {', '.join(existing)} already exists; seed into an empty database "
+            f"(for example a new DATABASE_URL) so the figures describe exactly this profile."
+        )
+
+    rng = random.Random(seed_value)  # noqa: S311 - repeatable test data, not secrets
+    result = SeedResult()
+    reviewers = _reviewers()
+    scantypes = _scantypes()
+    for shape in shapes:
+        with transaction.atomic():
+            _seed_study(shape, rng, reviewers, scantypes, result, progress)
+    return result
+
+
+def _reviewers():
+    reviewers = []
+    for index in range(5):
+        user, _ = User.objects.get_or_create(
+            username=f"bench{index}", defaults={"email": f"bench{index}@example.org"}
+        )
+        reviewers.append(user)
+    return reviewers
+
+
+def _scantypes():
+    scantypes = {}
+    for tag, qc_type, _ in TAGS:
+        scantypes[tag], _ = Scantype.objects.get_or_create(tag=tag, defaults={"qc_type": qc_type})
+    return scantypes
+
+
+def _seed_study(shape, rng, reviewers, scantypes, result, progress):
+    study = Study.objects.create(nickname=shape.nickname, name=f"{shape.nickname} benchmark")
+    code = f"{shape.nickname[:3]}{len(shape.nickname) % 10}1"
+    study_sites = []
+    for site_name in SITE_NAMES[: shape.sites]:
+        site, _ = Site.objects.get_or_create(name=site_name)
+        study_sites.append(StudySite.objects.create(study=study, site=site, code=code))
+    ExpectedScan.objects.bulk_create(
+        ExpectedScan(study_site=study_site, scantype=scantypes[tag], count=count)
+        for study_site in study_sites
+        for tag, _, count in TAGS
+    )
+    result.studies += 1
+
+    tags = [tag for tag, _, count in TAGS for _ in range(count)][:SCANS_PER_SESSION]
+    for start in range(0, shape.timepoints, BATCH_SIZE // SCANS_PER_SESSION):
+        stop = min(shape.timepoints, start + BATCH_SIZE // SCANS_PER_SESSION)
+        _seed_batch(
+            study, study_sites, code, range(start, stop), tags, scantypes, rng, reviewers, result
+        )
+        if progress:
+            progress(shape.nickname, stop, shape.timepoints)
+
+
+def _seed_batch(study, study_sites, code, numbers, tags, scantypes, rng, reviewers, result):
+    timepoints = []
+    for number in numbers:
+        study_site = study_sites[number % len(study_sites)]
+        site = study_site.site.name
+        timepoints.append(
+            Timepoint(
+                name=f"{code}_{site}_{number:05d}_01",
+                study=study,
+                study_site=study_site,
+                bids_name=f"{site}{number:05d}",
+                bids_session="01",
+            )
+        )
+    Timepoint.objects.bulk_create(timepoints)
+    sessions = Session.objects.bulk_create(Session(timepoint=timepoint) for timepoint in timepoints)
+
+    scans = []
+    for timepoint, session in zip(timepoints, sessions, strict=True):
+        for series, tag in enumerate(tags, start=2):
+            name = f"{timepoint.name}_01_{tag}_{series:02d}"
+            scans.append(
+                Scan(
+                    name=name,
+                    session=session,
+                    scantype=scantypes[tag],
+                    series=series,
+                    description=f"{tag}-benchmark",
+                    file_stem=f"{name}_{tag}-benchmark",
+                    nifti_path=f"data/nii/{timepoint.name}/{name}_{tag}-benchmark.nii.gz",
+                    sidecar=_sidecar(tag, series, rng),
+                    volumes=1,
+                )
+            )
+    scans = Scan.objects.bulk_create(scans)
+
+    reviews = []
+    states = [state for state, _ in STATE_WEIGHTS]
+    weights = [weight for _, weight in STATE_WEIGHTS]
+    for scan in scans:
+        if rng.random() >= REVIEWED_SHARE:
+            continue
+        state = rng.choices(states, weights)[0]
+        comment = "" if state == QCState.APPROVED else f"{state.label} in benchmark"
+        reviews.append(
+            ScanReview(scan=scan, state=state, comment=comment, reviewer=rng.choice(reviewers))
+        )
+    reviews = ScanReview.objects.bulk_create(reviews)
+    QCEvent.objects.bulk_create(
+        QCEvent(
+            kind=QCEventKind.SCAN_REVIEWED,
+            actor_id=review.reviewer_id,
+            study=study,
+            session_id=review.scan.session_id,
+            scan_id=review.scan_id,
+            review=review,
+            details={"state": review.state, "comment": review.comment},
+        )
+        for review in reviews
+    )
+
+    sign_offs = SessionSignOff.objects.bulk_create(
+        SessionSignOff(session=session, reviewer=rng.choice(reviewers))
+        for session in sessions
+        if rng.random() < SIGNED_OFF_SHARE
+    )
+    QCEvent.objects.bulk_create(
+        QCEvent(
+            kind=QCEventKind.SESSION_SIGNED_OFF,
+            actor_id=sign_off.reviewer_id,
+            study=study,
+            session=sign_off.session,
+            sign_off=sign_off,
+            details={"approved_scans": []},
+        )
+        for sign_off in sign_offs
+    )
+
+    result.timepoints += len(timepoints)
+    result.sessions += len(sessions)
+    result.scans += len(scans)
+    result.reviews += len(reviews)
+    result.sign_offs += len(sign_offs)

@@ -1,0 +1,49 @@
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from qc.models import QCState, ScanReview, SessionSignOff
+from studies.models import ExpectedScan, Scan, Session, Timepoint
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args):
+    out = StringIO()
+    call_command("seed_benchmark", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_small_profile_shape():
+    output = run("small")
+
+    assert Timepoint.objects.count() == 200
+    assert Session.objects.count() == 200
+    assert Scan.objects.count() == 2000
+    assert ExpectedScan.objects.count() == 4 * 7
+    reviewed = ScanReview.objects.count()
+    assert 1000 < reviewed < 1400
+    flagged = ScanReview.objects.filter(state=QCState.FLAGGED).count()
+    assert 0.08 < flagged / reviewed < 0.22
+    assert 80 < SessionSignOff.objects.count() < 160
+    assert "Seeded small: 1 studies, 200 timepoints, 200 sessions, 2000 scans" in output
+
+
+def test_same_seed_same_rows():
+    run("small")
+    first = list(ScanReview.objects.order_by("scan__name").values_list("scan__name", "state"))
+    call_command("flush", "--noinput")
+
+    run("small")
+    second = list(ScanReview.objects.order_by("scan__name").values_list("scan__name", "state"))
+
+    assert first == second
+
+
+def test_second_run_refused():
+    run("small")
+    with pytest.raises(CommandError, match="BENCH already exists"):
+        run("small")
+    assert Timepoint.objects.count() == 200
