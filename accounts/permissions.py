@@ -1,33 +1,183 @@
 """Every access rule in qcdash. Views fetch protected objects only through this module.
 
-Until per-study roles exist, every active signed-in user may see and review every study; the
-functions below are the single place where that changes. Objects a user may not see raise
-Http404 (their existence is not revealed); actions the user may not take raise PermissionDenied.
+A person sees a study when they hold a role in it (`StudyMembership`); a membership with a site
+covers only that site's timepoints, sessions, scans and files. Dashboard admins see and may do
+everything. Roles are ordered (viewer < QC reviewer < RA < study admin) and each may do what the
+lower ones may; docs/permissions.md lists what each role adds.
+
+Objects a user may not see raise Http404, so their existence is not revealed; actions the user's
+role does not allow raise PermissionDenied (403). Every list starts from a `visible_*(user)`
+queryset, and counts are taken from the same querysets, so a site-restricted member never sees
+another site's rows or numbers.
+
+The role checks read the user's memberships once per user object: the authentication backend
+loads them together with the user (`accounts.backends`), and any other user object loads them on
+first use and keeps them (`forget_memberships` drops them after a change).
 """
 
+import json
+from pathlib import PurePosixPath
+
 from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, Q
 from django.shortcuts import get_object_or_404
 
-from studies.models import Scan, Session, Study, Timepoint
+from accounts.models import Role, StudyMembership
+from studies.datman_ids import IdError, parse, parse_filename
+from studies.models import Scan, Session, Study, StudySite, Timepoint
+
+# The attribute on a user object that caches their memberships as (study id, site id, role).
+_MEMBERSHIPS_ATTRIBUTE = "_study_memberships"
+
+
+# --- Who the user is ------------------------------------------------------------------------
+
+
+def is_signed_in(user):
+    """Whether the user is signed in with an active account."""
+    return bool(user.is_authenticated and user.is_active)
+
+
+def is_dashboard_admin(user):
+    """Whether the user manages users, account requests and the admin site, and sees everything."""
+    return is_signed_in(user) and bool(getattr(user, "is_dashboard_admin", False))
+
+
+def memberships_of(user):
+    """Return the user's memberships as (study id, site id or None, Role) tuples.
+
+    The first call on a user object runs one query unless the authentication backend preloaded
+    them (`membership_rows`); later calls reuse the result.
+    """
+    cached = getattr(user, _MEMBERSHIPS_ATTRIBUTE, None)
+    if cached is not None:
+        return cached
+    if not is_signed_in(user):
+        rows = []
+    elif hasattr(user, "membership_rows"):
+        rows = json.loads(user.membership_rows) if user.membership_rows else []
+    else:
+        rows = StudyMembership.objects.filter(user=user).values_list("study_id", "site_id", "role")
+    memberships = [(study_id, site_id, Role(role)) for study_id, site_id, role in rows]
+    setattr(user, _MEMBERSHIPS_ATTRIBUTE, memberships)
+    return memberships
+
+
+def forget_memberships(user):
+    """Drop the memberships cached on a user object, after they were changed."""
+    if hasattr(user, _MEMBERSHIPS_ATTRIBUTE):
+        delattr(user, _MEMBERSHIPS_ATTRIBUTE)
+    if hasattr(user, "membership_rows"):
+        del user.membership_rows
+
+
+def _pk(value):
+    return getattr(value, "pk", value)
+
+
+def role_in(user, study, site=None):
+    """Return the user's highest Role in the study, or None when they have none.
+
+    With a site, only memberships that cover that site count (the site's own and the study-wide
+    ones). Without one, every membership of the study counts, so callers that act on one site's
+    data should pass its site. Dashboard admins count as study admins everywhere.
+    """
+    if not is_signed_in(user):
+        return None
+    if is_dashboard_admin(user):
+        return Role.STUDY_ADMIN
+    study_id, site_id = _pk(study), _pk(site)
+    roles = [
+        role
+        for member_study_id, member_site_id, role in memberships_of(user)
+        if member_study_id == study_id
+        and (site_id is None or member_site_id is None or member_site_id == site_id)
+    ]
+    return max(roles, default=None)
+
+
+def study_wide_role(user, study):
+    """Return the user's highest Role among their memberships that cover every site of the study."""
+    if not is_signed_in(user):
+        return None
+    if is_dashboard_admin(user):
+        return Role.STUDY_ADMIN
+    study_id = _pk(study)
+    roles = [
+        role
+        for member_study_id, member_site_id, role in memberships_of(user)
+        if member_study_id == study_id and member_site_id is None
+    ]
+    return max(roles, default=None)
+
+
+def has_role(user, study, minimum, site=None):
+    """Whether the user holds `minimum` or a higher role in the study (at the site, if given)."""
+    role = role_in(user, study, site)
+    return role is not None and role >= minimum
+
+
+def allowed_site_ids(user, study):
+    """Return None when the user sees every site of the study, else the set of site ids they see."""
+    if is_dashboard_admin(user) or study_wide_role(user, study) is not None:
+        return None
+    study_id = _pk(study)
+    return {
+        site_id
+        for member_study_id, site_id, _role in memberships_of(user)
+        if member_study_id == study_id and site_id is not None
+    }
+
+
+# --- What the user may see ------------------------------------------------------------------
+
+
+def _visible_filter(user, prefix):
+    """Build the filter that keeps the rows of timepoints the user may see.
+
+    `prefix` is the path from the queried model to Timepoint ("" for Timepoint itself). Returns
+    None when nothing needs filtering (a dashboard admin). The filter is a correlated EXISTS on
+    the user's memberships, so it adds no query of its own.
+    """
+    if not is_signed_in(user):
+        return Q(pk__in=[])
+    if is_dashboard_admin(user):
+        return None
+    covering = StudyMembership.objects.filter(
+        user_id=user.pk, study_id=OuterRef(f"{prefix}study_id")
+    ).filter(Q(site__isnull=True) | Q(site_id=OuterRef(f"{prefix}study_site__site_id")))
+    return Exists(covering)
+
+
+def _restrict(queryset, user, prefix):
+    condition = _visible_filter(user, prefix)
+    return queryset if condition is None else queryset.filter(condition)
 
 
 def visible_studies(user):
-    """Studies the user may see."""
-    if not (user.is_authenticated and user.is_active):
+    """Studies the user holds a role in (every study for a dashboard admin)."""
+    if not is_signed_in(user):
         return Study.objects.none()
-    return Study.objects.all()
+    if is_dashboard_admin(user):
+        return Study.objects.all()
+    return Study.objects.filter(
+        Exists(StudyMembership.objects.filter(user_id=user.pk, study_id=OuterRef("pk")))
+    )
 
 
 def visible_timepoints(user):
-    return Timepoint.objects.filter(study__in=visible_studies(user))
+    """Timepoints at the studies and sites the user's memberships cover."""
+    return _restrict(Timepoint.objects.all(), user, "")
 
 
 def visible_sessions(user):
-    return Session.objects.filter(timepoint__study__in=visible_studies(user))
+    """Sessions of the timepoints the user may see."""
+    return _restrict(Session.objects.all(), user, "timepoint__")
 
 
 def visible_scans(user):
-    return Scan.objects.filter(session__timepoint__study__in=visible_studies(user))
+    """Scans of the timepoints the user may see."""
+    return _restrict(Scan.objects.all(), user, "session__timepoint__")
 
 
 def get_study(user, nickname):
@@ -35,8 +185,10 @@ def get_study(user, nickname):
 
 
 def get_timepoint(user, name, queryset=None):
-    queryset = visible_timepoints(user) if queryset is None else queryset
-    return get_object_or_404(queryset.filter(study__in=visible_studies(user)), name=name)
+    """Return the timepoint named `name` from `queryset`, or raise Http404 when the user may not
+    see it. The visibility filter is applied to any queryset passed in."""
+    queryset = Timepoint.objects.all() if queryset is None else queryset
+    return get_object_or_404(_restrict(queryset, user, ""), name=name)
 
 
 def get_session(user, timepoint_name, number):
@@ -48,22 +200,194 @@ def get_session(user, timepoint_name, number):
 
 
 def get_scan(user, name, queryset=None):
+    """Return the scan named `name` from `queryset`, or raise Http404 when the user may not see
+    it. The visibility filter is applied to any queryset passed in."""
     queryset = Scan.objects.all() if queryset is None else queryset
-    return get_object_or_404(
-        queryset.filter(session__timepoint__study__in=visible_studies(user)), name=name
-    )
+    return get_object_or_404(_restrict(queryset, user, "session__timepoint__"), name=name)
 
 
-def can_review(user, study):
-    """Whether the user may record QC decisions and sign off sessions in the study."""
-    return user.is_authenticated and user.is_active
+def _site_codes_in_path(relative_path):
+    """Return the site codes of every datman ID in the path's folders and file name."""
+    sites = set()
+    for part in PurePosixPath(relative_path).parts:
+        for parser in (parse, parse_filename):
+            try:
+                parsed = parser(part)
+            except IdError:
+                continue
+            sites.add(getattr(parsed, "ident", parsed).site.upper())
+            break
+    return sites
 
 
-def require_review(user, study):
-    if not can_review(user, study):
-        raise PermissionDenied(f"You may not review scans in {study}.")
+def can_view_file(user, study, relative_path):
+    """Whether the user may download this archive file of the study.
+
+    A member who covers every site may download any file. A site-restricted member may download
+    only files whose path names a datman ID (in a folder or the file name), and only when every
+    ID in it is at one of their sites; other files (configs, study-wide tables) are refused.
+    """
+    if not can_view_files(user, study):
+        return False
+    site_ids = allowed_site_ids(user, study)
+    if site_ids is None:
+        return True
+    path_sites = _site_codes_in_path(relative_path)
+    if not path_sites:
+        return False
+    allowed_names = {
+        name.upper()
+        for name in study.study_sites.filter(site_id__in=site_ids).values_list(
+            "site__name", flat=True
+        )
+    }
+    return path_sites <= allowed_names
 
 
 def can_view_files(user, study):
-    """Whether the user may download archive files (NIfTI, QC images) of the study."""
-    return visible_studies(user).filter(pk=study.pk).exists()
+    """Whether the user may download archive files (NIfTI, QC images) of the study at all.
+
+    Site-restricted members pass this check; `can_view_file` decides per file.
+    """
+    return role_in(user, study) is not None
+
+
+# --- What the user may do -------------------------------------------------------------------
+
+
+def can_review(user, study, site=None):
+    """Whether the user may record QC decisions and sign off sessions in the study (QC reviewer
+    or higher, at the site when one is given)."""
+    return has_role(user, study, Role.QC_REVIEWER, site)
+
+
+def require_review(user, study, site=None):
+    if not can_review(user, study, site):
+        raise PermissionDenied(f"You may not review scans in {study}; this needs a QC reviewer.")
+
+
+def can_comment(user, study, site=None):
+    """Whether the user may comment on timepoints in the study (RA or higher)."""
+    return has_role(user, study, Role.RA, site)
+
+
+def require_comment(user, study, site=None):
+    if not can_comment(user, study, site):
+        raise PermissionDenied(f"You may not comment in {study}; this needs an RA.")
+
+
+def can_manage_members(user, study):
+    """Whether the user may grant and revoke roles in the study: a dashboard admin, or a study
+    admin whose membership covers every site of the study."""
+    role = study_wide_role(user, study)
+    return role is not None and role >= Role.STUDY_ADMIN
+
+
+def require_manage_members(user, study):
+    if not can_manage_members(user, study):
+        raise PermissionDenied(
+            f"You may not manage the members of {study}; this needs a study admin of all sites."
+        )
+
+
+def can_manage_study_settings(user, study):
+    """Whether the user may change the study's settings (the same people who manage members)."""
+    return can_manage_members(user, study)
+
+
+def require_manage_study_settings(user, study):
+    if not can_manage_study_settings(user, study):
+        raise PermissionDenied(f"You may not change the settings of {study}.")
+
+
+def grantable_roles(user, study):
+    """Roles the user may grant in the study, lowest first (none unless they manage members)."""
+    if not can_manage_members(user, study):
+        return []
+    return list(Role)
+
+
+def can_manage_users(user):
+    """Whether the user may manage every user, account requests and the admin site."""
+    return is_dashboard_admin(user)
+
+
+def require_manage_users(user):
+    if not can_manage_users(user):
+        raise PermissionDenied("Only dashboard admins may manage users and account requests.")
+
+
+def studies_with_role(user, minimum):
+    """Studies in which the user holds `minimum` or a higher role at some site (all for a
+    dashboard admin), for pages that span studies."""
+    if not is_signed_in(user):
+        return Study.objects.none()
+    if is_dashboard_admin(user):
+        return Study.objects.all()
+    return Study.objects.filter(
+        Exists(
+            StudyMembership.objects.filter(
+                user_id=user.pk, study_id=OuterRef("pk"), role__gte=minimum
+            )
+        )
+    )
+
+
+def can_handle_redcap(user, study=None, site=None):
+    """Whether the user may link REDCap records, retry fetches and dismiss missing surveys.
+
+    `study` is the study of the session acted on (RA or higher there, at `site` when given);
+    None asks about the REDCap list pages, which span studies (RA or higher in any study).
+    """
+    if study is None:
+        return is_dashboard_admin(user) or any(
+            role >= Role.RA for _study, _site, role in memberships_of(user)
+        )
+    return has_role(user, study, Role.RA, site)
+
+
+def can_resolve_deviations(user, study, site=None):
+    """Whether the user may accept header deviations or confirm them as protocol violations."""
+    return can_review(user, study, site)
+
+
+def require_resolve_deviations(user, study, site=None):
+    if not can_resolve_deviations(user, study, site):
+        raise PermissionDenied(f"You may not resolve header deviations in {study}.")
+
+
+def can_dismiss_missing_scans(user, study, site=None):
+    """Whether the user may dismiss a session's missing-scans warning in the study."""
+    return can_review(user, study, site)
+
+
+def require_dismiss_missing_scans(user, study, site=None):
+    if not can_dismiss_missing_scans(user, study, site):
+        raise PermissionDenied(f"You may not dismiss missing scans in {study}.")
+
+
+def redcap_study_sites(user):
+    """Study sites whose REDCap records and fetches the user may handle: those where they are
+    RA or higher (every study site for a dashboard admin)."""
+    if not is_signed_in(user):
+        return StudySite.objects.none()
+    if is_dashboard_admin(user):
+        return StudySite.objects.all()
+    covering = StudyMembership.objects.filter(
+        user_id=user.pk, study_id=OuterRef("study_id"), role__gte=Role.RA
+    ).filter(Q(site__isnull=True) | Q(site_id=OuterRef("site_id")))
+    return StudySite.objects.filter(Exists(covering))
+
+
+def can_record_sessions(user, study, site=None):
+    """Whether the user may create and update sessions and scans of the study through the API,
+    as a pipeline that imports the archive does (study admin, at the site when one is given)."""
+    return has_role(user, study, Role.STUDY_ADMIN, site)
+
+
+def require_record_sessions(user, study, site=None):
+    if not can_record_sessions(user, study, site):
+        where = f"{study} at {site}" if site is not None else f"{study}"
+        raise PermissionDenied(
+            f"You may not record sessions or scans of {where}; this needs a study admin."
+        )

@@ -3,6 +3,7 @@ import zlib
 
 import pytest
 
+from accounts.models import Role, StudyMembership
 from qc.models import QCEvent, QCEventKind, QCState, ScanReview, SessionSignOff
 from tests.qc.scenarios import make_study_site
 from tests.studies.factories import (
@@ -58,6 +59,7 @@ def session_of_three_scans(tmp_path):
 def test_review_flow(transactional_db, live_server, page, session_of_three_scans):
     session, (t1, rst, dti) = session_of_three_scans
     user = UserFactory(username="alice", email="alice@example.org")
+    StudyMembership.objects.create(user=user, study=session.timepoint.study, role=Role.QC_REVIEWER)
 
     # Sign in through allauth's form; the study list is the landing page.
     page.goto(f"{live_server.url}/")

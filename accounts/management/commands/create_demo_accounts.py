@@ -1,9 +1,14 @@
-"""Create the demo accounts that `make run` signs in with."""
+"""Create the demo accounts that `make run` signs in with.
+
+The reviewer becomes a QC reviewer of every study that exists at that point (`make run` imports
+the demo archive first); the admin is a dashboard admin.
+"""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.models import User
+from accounts.models import Role, StudyMembership, User
+from studies.models import Study
 
 DEMO_PASSWORD = "qcdash-demo"  # noqa: S105 - a published demo password, refused with DEBUG off
 
@@ -39,6 +44,7 @@ class Command(BaseCommand):
                     "last_name": last_name,
                     "is_staff": is_admin,
                     "is_superuser": is_admin,
+                    "is_dashboard_admin": is_admin,
                 },
             )
             if created:
@@ -46,3 +52,13 @@ class Command(BaseCommand):
                 user.save(update_fields=["password"])
             status = "created" if created else "already exists"
             self.stdout.write(f"{email} ({status}), password {DEMO_PASSWORD}")
+            if not is_admin:
+                self._grant_every_study(user)
+
+    def _grant_every_study(self, user):
+        for study in Study.objects.order_by("nickname"):
+            _membership, created = StudyMembership.objects.get_or_create(
+                user=user, study=study, site=None, defaults={"role": Role.QC_REVIEWER}
+            )
+            if created:
+                self.stdout.write(f"{user.email} is a QC reviewer of {study}")

@@ -1,0 +1,24 @@
+"""Receivers for allauth's signals."""
+
+import logging
+
+from allauth.account.models import EmailAddress
+from allauth.account.signals import user_signed_up
+from django.conf import settings
+from django.dispatch import receiver
+
+logger = logging.getLogger(__name__)
+
+
+@receiver(user_signed_up, dispatch_uid="accounts_send_verification_at_signup")
+def send_verification_at_signup(request, user, **kwargs):
+    """Send the email verification link to a new person.
+
+    allauth sends it as part of signing in, which a new, inactive account never reaches, so it
+    is sent here instead, unless verification is off or the OAuth provider already verified it.
+    """
+    if settings.ACCOUNT_EMAIL_VERIFICATION == "none":
+        return
+    for address in EmailAddress.objects.filter(user=user, verified=False):
+        address.send_confirmation(request, signup=True)
+        logger.info("email verification sent to new account %s", user.email)
