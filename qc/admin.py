@@ -1,6 +1,14 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from qc.models import QCEvent, ScanReview, SessionSignOff
+from qc.models import (
+    DeviationResolution,
+    GoldStandard,
+    HeaderDiff,
+    MissingScanDismissal,
+    QCEvent,
+    ScanReview,
+    SessionSignOff,
+)
 
 
 class AppendOnlyAdmin(admin.ModelAdmin):
@@ -42,4 +50,79 @@ class QCEventAdmin(AppendOnlyAdmin):
     search_fields = ["scan__name", "session__timepoint__name", "actor__username"]
     raw_id_fields = ["actor", "study", "session", "scan", "review", "sign_off"]
     list_select_related = ["actor", "study", "scan", "session__timepoint"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(GoldStandard)
+class GoldStandardAdmin(admin.ModelAdmin):
+    """Standards can be added but not edited: a changed standard is a new row, so the header
+    diffs computed against the old one stay explainable."""
+
+    list_display = ["study", "site", "scantype", "source_path", "converter_version", "created_at"]
+    list_filter = ["study", "site", "scantype"]
+    search_fields = ["source_path", "scantype__tag", "study__nickname"]
+    list_select_related = ["study", "site", "scantype"]
+    fields = ["study", "site", "scantype", "sidecar", "bvals", "source_path"]
+    readonly_fields = ["converter_version", "created_at"]
+    date_hierarchy = "created_at"
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return self.fields
+        return [*self.fields, "converter_version", "created_at"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        messages.info(
+            request,
+            f"Run compute_header_diffs {obj.study} to compare its scans with the new standard.",
+        )
+
+
+@admin.register(HeaderDiff)
+class HeaderDiffAdmin(AppendOnlyAdmin):
+    list_display = [
+        "scan",
+        "series_description",
+        "status",
+        "gold_standard",
+        "is_current",
+        "computed_at",
+    ]
+    list_filter = ["status", "is_current", "scan__session__timepoint__study"]
+    search_fields = ["scan__name", "scan__description"]
+    raw_id_fields = ["scan", "gold_standard"]
+    list_select_related = ["scan", "gold_standard__study", "gold_standard__site"]
+    date_hierarchy = "computed_at"
+
+    @admin.display(description="Series description")
+    def series_description(self, obj):
+        sidecar = obj.scan.sidecar if isinstance(obj.scan.sidecar, dict) else {}
+        description = sidecar.get("SeriesDescription")
+        return description if isinstance(description, str) else obj.scan.description
+
+
+@admin.register(DeviationResolution)
+class DeviationResolutionAdmin(AppendOnlyAdmin):
+    list_display = ["header_diff", "field", "decision", "reviewer", "created_at", "reason"]
+    list_filter = ["decision", "header_diff__scan__session__timepoint__study"]
+    search_fields = ["header_diff__scan__name", "field", "reason", "reviewer__username"]
+    raw_id_fields = ["header_diff", "reviewer"]
+    list_select_related = ["header_diff__scan", "reviewer"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(MissingScanDismissal)
+class MissingScanDismissalAdmin(AppendOnlyAdmin):
+    list_display = ["session", "reviewer", "created_at", "reason"]
+    list_filter = ["session__timepoint__study"]
+    search_fields = ["session__timepoint__name", "reason", "reviewer__username"]
+    raw_id_fields = ["session", "reviewer"]
+    list_select_related = ["session__timepoint", "reviewer"]
     date_hierarchy = "created_at"

@@ -1,11 +1,13 @@
 """QC decisions. Every decision is a new row; the current state of a scan is its newest review."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
-from studies.models import Scan, Session, Study
+from qc.compliance import HeaderDiffStatus, converter_version, diff_rows
+from studies.models import Scan, Scantype, Session, Site, Study, StudySite
 
 
 class QCState(models.TextChoices):
@@ -83,6 +85,9 @@ class SessionSignOff(models.Model):
 class QCEventKind(models.TextChoices):
     SCAN_REVIEWED = "scan_reviewed", "Scan reviewed"
     SESSION_SIGNED_OFF = "session_signed_off", "Session signed off"
+    DEVIATION_ACCEPTED = "deviation_accepted", "Header deviation accepted"
+    DEVIATION_CONFIRMED = "deviation_confirmed", "Protocol violation confirmed"
+    MISSING_SCANS_DISMISSED = "missing_scans_dismissed", "Missing scans dismissed"
 
 
 class QCEvent(models.Model):
@@ -142,3 +147,240 @@ def unreviewed_scans_exist():
         Q(qc_state__isnull=True) | Q(qc_state=QCState.NEW)
     )
     return Exists(scans)
+
+
+# --- Protocol compliance: gold standards, header diffs, deviations, missing scans ----------
+
+
+class GoldStandardQuerySet(models.QuerySet):
+    def newest_first(self):
+        """Standards ordered so that the one that applies to its study, site and tag comes first."""
+        return self.order_by("-created_at", "-id")
+
+
+class GoldStandard(models.Model):
+    """A known-good sidecar (with b-values for diffusion) that scans of one tag at one study site
+    must match. A study, site and tag may have several: the newest applies, older ones are kept
+    because earlier header diffs refer to them.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="gold_standards")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="gold_standards")
+    scantype = models.ForeignKey(Scantype, on_delete=models.PROTECT, related_name="gold_standards")
+    sidecar = models.JSONField(help_text="The dcm2niix JSON sidecar of the known-good series.")
+    bvals = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The b-values of a diffusion standard, as a JSON list of numbers.",
+    )
+    source_path = models.CharField(
+        max_length=1024,
+        blank=True,
+        help_text="The file the standard was loaded from, relative to the study archive.",
+    )
+    converter_version = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="ConversionSoftware and ConversionSoftwareVersion of the sidecar.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = GoldStandardQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["study", "site", "scantype", "-created_at", "-id"],
+                name="qc_goldstandard_newest",
+            ),
+        ]
+
+    def __str__(self):
+        name = self.source_path.rsplit("/", 1)[-1] if self.source_path else f"#{self.pk}"
+        return f"{self.study} {self.site} {self.scantype} gold standard {name}"
+
+    def save(self, *args, **kwargs):
+        if not self.converter_version:
+            self.converter_version = converter_version(self.sidecar)
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        super().clean()
+        if not isinstance(self.sidecar, dict):
+            raise ValidationError(
+                {"sidecar": "The sidecar must be a JSON object of header fields, {...}."}
+            )
+        if self.bvals is not None:
+            problem = bvals_problem(self.bvals)
+            if problem:
+                raise ValidationError({"bvals": problem})
+        takes_part = StudySite.objects.filter(study_id=self.study_id, site_id=self.site_id)
+        if self.study_id and self.site_id and not takes_part.exists():
+            raise ValidationError(
+                {"site": "This site takes no part in the study; choose one of its sites."}
+            )
+
+
+def bvals_problem(values):
+    """Return why `values` is not a list of b-values, or '' when it is one."""
+    if not isinstance(values, list) or not values:
+        return f"The b-values must be a non-empty JSON list of numbers, not {values!r}."
+    for position, value in enumerate(values, start=1):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"B-value {position} is {value!r}; every b-value must be a number."
+    return ""
+
+
+class HeaderDiffQuerySet(models.QuerySet):
+    def current(self):
+        """The diff that applies to each scan now (one per scan at most)."""
+        return self.filter(is_current=True)
+
+
+class HeaderDiff(models.Model):
+    """The comparison of one scan's sidecar with one gold standard (or the note that its tag
+    has no gold standard). Comparing again with the same standard updates the row; a new
+    standard gets a new row and the old one is kept with `is_current` off.
+    """
+
+    scan = models.ForeignKey(Scan, on_delete=models.CASCADE, related_name="header_diffs")
+    gold_standard = models.ForeignKey(
+        GoldStandard,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="header_diffs",
+    )
+    status = models.CharField(max_length=16, choices=HeaderDiffStatus.choices)
+    diff = models.JSONField(default=dict, blank=True)
+    deviating_fields = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Names of the differing and missing fields, kept for counting.",
+    )
+    scan_converter = models.CharField(max_length=255, blank=True)
+    standard_converter = models.CharField(max_length=255, blank=True)
+    fingerprint = models.CharField(
+        max_length=64,
+        help_text="Hash of the standard and the settings used; a change makes the diff outdated.",
+    )
+    is_current = models.BooleanField(default=True)
+    computed_at = models.DateTimeField()
+
+    objects = HeaderDiffQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-computed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scan", "gold_standard"], name="qc_headerdiff_unique_standard"
+            ),
+            models.UniqueConstraint(
+                fields=["scan"],
+                condition=Q(gold_standard__isnull=True),
+                name="qc_headerdiff_unique_no_standard",
+            ),
+            models.UniqueConstraint(
+                fields=["scan"], condition=Q(is_current=True), name="qc_headerdiff_one_current"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=HeaderDiffStatus.values), name="qc_headerdiff_status_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.scan} header {self.get_status_display().lower()}"
+
+    @property
+    def rows(self):
+        """The deviations as `qc.compliance.DiffRow`s."""
+        return diff_rows(self.diff)
+
+    @property
+    def problems(self):
+        return list((self.diff or {}).get("problems", []))
+
+
+class DeviationDecision(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted"
+    VIOLATION = "violation", "Protocol violation"
+
+
+class DeviationResolution(models.Model):
+    """A reviewer's decision on one deviation of a header diff: accepted with a reason, or
+    confirmed as a protocol violation. Never edited; the newest row per field applies.
+
+    `expected` and `actual` keep the values the reviewer saw, so a decision does not carry over
+    to different values after the diff is recomputed.
+    """
+
+    header_diff = models.ForeignKey(
+        HeaderDiff, on_delete=models.PROTECT, related_name="resolutions"
+    )
+    field = models.CharField(max_length=255, help_text="The sidecar field, or .bval.")
+    decision = models.CharField(max_length=16, choices=DeviationDecision.choices)
+    reason = models.TextField(blank=True)
+    expected = models.JSONField(null=True, blank=True)
+    actual = models.JSONField(null=True, blank=True)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deviation_resolutions"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["header_diff", "field", "-created_at", "-id"],
+                name="qc_deviationres_newest",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(decision=DeviationDecision.ACCEPTED) | ~Q(reason=""),
+                name="qc_deviationresolution_reason_required",
+            ),
+            models.CheckConstraint(
+                condition=Q(decision__in=DeviationDecision.values),
+                name="qc_deviationresolution_decision_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.field} of {self.header_diff.scan} {self.decision} by {self.reviewer}"
+
+
+class MissingScanDismissal(models.Model):
+    """A reviewer's statement that a session's missing scans are known and need no action.
+
+    `missing_tags` keeps what was missing then (tag, expected, found); the dismissal covers the
+    warning while every missing tag is one of them.
+    """
+
+    session = models.ForeignKey(
+        Session, on_delete=models.PROTECT, related_name="missing_scan_dismissals"
+    )
+    reason = models.TextField()
+    missing_tags = models.JSONField(default=list)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="missing_scan_dismissals",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(reason=""), name="qc_missingscandismissal_reason_required"
+            ),
+        ]
+
+    def __str__(self):
+        return f"missing scans of {self.session} dismissed by {self.reviewer}"
+
+    @property
+    def dismissed_tags(self):
+        return {entry.get("tag") for entry in self.missing_tags or [] if isinstance(entry, dict)}

@@ -3,6 +3,7 @@ from django.contrib import admin
 from studies.models import (
     AltStudyCode,
     ExpectedScan,
+    HeaderComparisonSettings,
     Scan,
     Scantype,
     Session,
@@ -109,3 +110,14 @@ class TaskFileAdmin(admin.ModelAdmin):
     list_display = ["path", "name", "session"]
     search_fields = ["path", "name"]
     raw_id_fields = ["session"]
+
+
+@admin.register(HeaderComparisonSettings)
+class HeaderComparisonSettingsAdmin(admin.ModelAdmin):
+    """sync_config overwrites a row from datman's IgnoreHeaderFields and HeaderFieldTolerance
+    when the config sets them at that level; rows the config does not set are kept."""
+
+    list_display = ["study", "site", "ignored_fields", "tolerances", "updated_at"]
+    list_filter = ["study"]
+    search_fields = ["study__nickname", "site__name"]
+    list_select_related = ["study", "site"]

@@ -1,8 +1,10 @@
 """Studies, sites, scan types and the scans that datman archives for them."""
 
+import math
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -269,3 +271,93 @@ class TaskFile(models.Model):
 
     def __str__(self):
         return self.path
+
+
+def validate_ignored_fields(value):
+    """Check that ignored header fields are a list of field names."""
+    if not isinstance(value, list) or not all(
+        isinstance(name, str) and name.strip() for name in value
+    ):
+        raise ValidationError(
+            f"Ignored fields must be a list of sidecar field names, for example "
+            f'["AcquisitionTime", "SeriesNumber"], not {value!r}.'
+        )
+
+
+def validate_tolerances(value):
+    """Check that tolerances map field names to absolute tolerances of 0 or more."""
+    if not isinstance(value, dict):
+        raise ValidationError(
+            f'Tolerances must map field names to numbers, for example {{"EchoTime": 0.005}}, '
+            f"not {value!r}."
+        )
+    for name, tolerance in value.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationError(
+                f"A tolerance has the field name {name!r}; name the sidecar field it applies to."
+            )
+        if isinstance(tolerance, bool) or not isinstance(tolerance, int | float):
+            raise ValidationError(
+                f"The tolerance of {name} is {tolerance!r}; it must be a number such as 0.005."
+            )
+        if not math.isfinite(tolerance) or tolerance < 0:
+            raise ValidationError(
+                f"The tolerance of {name} is {tolerance!r}; it must be a finite number of 0 or "
+                f"more."
+            )
+
+
+class HeaderComparisonSettings(models.Model):
+    """The header fields a study ignores and the numeric tolerances it allows when scans are
+    compared with their gold standards (datman's IgnoreHeaderFields and HeaderFieldTolerance).
+
+    A row without a site applies to every site of the study. A site row adds to it: the ignored
+    fields of both apply, and a site tolerance replaces the study tolerance of the same field.
+    """
+
+    study = models.ForeignKey(
+        Study, on_delete=models.CASCADE, related_name="header_comparison_settings"
+    )
+    site = models.ForeignKey(
+        Site,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="header_comparison_settings",
+        help_text="Leave empty for the settings of the whole study.",
+    )
+    ignored_fields = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_ignored_fields],
+        help_text="Sidecar fields that are not compared, as a JSON list of names.",
+    )
+    tolerances = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_tolerances],
+        help_text=(
+            'Absolute tolerance per numeric field, as a JSON object such as {"EchoTime": 0.005}.'
+        ),
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["study__nickname", "site__name"]
+        verbose_name = "header comparison settings"
+        verbose_name_plural = "header comparison settings"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "site"], name="studies_headercomparisonsettings_unique_site"
+            ),
+            models.UniqueConstraint(
+                fields=["study"],
+                condition=Q(site__isnull=True),
+                name="studies_headercomparisonsettings_unique_study",
+            ),
+        ]
+
+    def __str__(self):
+        if self.site_id is None:
+            return f"Header comparison settings of {self.study}"
+        return f"Header comparison settings of {self.study} at {self.site}"
