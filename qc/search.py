@@ -1,0 +1,392 @@
+"""Find timepoints, sessions and scans by a partial or approximate ID.
+
+A query and every name are compared by their search key: upper case with the separators `_`,
+`-` and whitespace removed, so `spn01 cmh-0001` finds `SPN01_CMH_0001_01`. Names whose key
+contains the query match, ranked exact key first, then key prefix, then the rest, shorter names
+first. On PostgreSQL, when no name of a kind contains the query, the names closest to it match
+instead (pg_trgm's word similarity), which finds IDs with a digit too many or too few.
+
+Results are bounded per kind. Every search starts from the
+`accounts.permissions.visible_*` querysets, so it finds only what the user may see.
+"""
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from django.db import connection
+from django.db.models import (
+    BooleanField,
+    Case,
+    CharField,
+    Exists,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Concat, Length, LPad, Replace, Upper
+
+from accounts import permissions
+from qc.models import QCState, ScanReview, with_qc_state
+from studies.datman_ids import IdError, ScanName, parse_filename
+
+# Longer queries are cut to this many characters; no datman ID comes close to it.
+MAX_QUERY_LENGTH = 100
+# A key shorter than this matches too much to be useful, so it is not searched.
+MIN_KEY_LENGTH = 2
+RESULTS_PER_KIND = 10
+SEPARATORS = ("_", "-", " ")
+_SEPARATOR_PATTERN = re.compile(r"[\s_\-]+")
+
+# Ranks, best first.
+EXACT, PREFIX, CONTAINS = range(3)
+
+
+def clean_query(text):
+    """Return the query as it is searched: control characters removed, at most 100 characters.
+
+    Control, format and unassigned characters (NUL included) are dropped because PostgreSQL
+    rejects NUL in text and none of them can occur in an ID.
+    """
+    if not isinstance(text, str):
+        return ""
+    text = "".join(
+        character
+        for character in text[: MAX_QUERY_LENGTH * 4]
+        if character in "\t\n" or not unicodedata.category(character).startswith("C")
+    )
+    return text.strip()[:MAX_QUERY_LENGTH]
+
+
+def search_key(text):
+    """Return the key a query or name is compared by: upper case, without `_`, `-` and spaces."""
+    return _SEPARATOR_PATTERN.sub("", text).upper()
+
+
+def _key_expression(expression):
+    """Build the database form of `search_key` for a name column or expression."""
+    for separator in SEPARATORS:
+        expression = Replace(expression, Value(separator), Value(""))
+    return Upper(expression)
+
+
+def scan_name_of(text):
+    """Return the scan name (`<session ID>_<TAG>_<SERIES>`, ID in upper case) that `text` names.
+
+    `text` is a scan name, a file stem with description or a file name. Raises IdError.
+    """
+    text = text.strip() if isinstance(text, str) else text
+    try:
+        parsed = parse_filename(text)
+    except IdError as error:
+        # A scan name is a file stem without the description part.
+        try:
+            parsed = parse_filename(f"{text}_")
+        except IdError:
+            raise error from None
+    return ScanName(parsed.ident.upper(), parsed.tag, parsed.series, "").scan_name
+
+
+class _WordSimilar(Func):
+    """`query <% key`: pg_trgm's word-similarity operator, true above its threshold (0.6)."""
+
+    arg_joiner = " <%% "
+    template = "%(expressions)s"
+    output_field = BooleanField()
+
+
+class _WordSimilarity(Func):
+    """pg_trgm's `word_similarity(query, key)`, between 0 and 1."""
+
+    function = "WORD_SIMILARITY"
+    output_field = FloatField()
+
+
+def uses_trigrams():
+    """Return whether approximate matching is available (PostgreSQL, where pg_trgm is installed)."""
+    return connection.vendor == "postgresql"
+
+
+def _containing(queryset, key_expression, key, name_expression):
+    """Filter to the rows whose key contains the query key: exact first, then prefixes, then
+    shorter names."""
+    return (
+        queryset.annotate(search_key=key_expression)
+        .filter(search_key__contains=key)
+        .annotate(
+            search_rank=Case(
+                When(search_key=key, then=Value(EXACT)),
+                When(search_key__startswith=key, then=Value(PREFIX)),
+                default=Value(CONTAINS),
+                output_field=IntegerField(),
+            ),
+            name_length=Length(name_expression),
+        )
+        .order_by("search_rank", "name_length", name_expression.name)
+    )
+
+
+def _similar(queryset, key_expression, key, name_expression):
+    """Filter to the rows whose key is close to the query key (PostgreSQL only), closest first."""
+    return (
+        queryset.annotate(search_key=key_expression)
+        .filter(_WordSimilar(Value(key), F("search_key")))
+        .annotate(
+            search_similarity=_WordSimilarity(Value(key), F("search_key")),
+            name_length=Length(name_expression),
+        )
+        .order_by("-search_similarity", "name_length", name_expression.name)
+    )
+
+
+@dataclass
+class KindResults:
+    """The results of one kind (timepoints, sessions or scans), best first.
+
+    `approximate` is set when no ID contains the query and the items are only close to it.
+    """
+
+    kind: str
+    label: str
+    items: list = field(default_factory=list)
+    has_more: bool = False
+    approximate: bool = False
+
+
+@dataclass
+class SearchResults:
+    query: str
+    key: str
+    groups: list = field(default_factory=list)
+    problem: str = ""
+
+    @property
+    def count(self):
+        return sum(len(group.items) for group in self.groups)
+
+
+def _find(kind, label, queryset, key_expression, key, name_expression, limit):
+    """Return the KindResults of one kind: IDs that contain the key, or else (on PostgreSQL)
+    IDs close to it. Close matches are only a fallback, because datman IDs of one study share
+    most of their trigrams, so every ID of the study is close to every other."""
+    rows = list(_containing(queryset, key_expression, key, name_expression)[: limit + 1])
+    approximate = False
+    if not rows and uses_trigrams():
+        rows = list(_similar(queryset, key_expression, key, name_expression)[: limit + 1])
+        approximate = True
+    return KindResults(kind, label, rows[:limit], len(rows) > limit, approximate and bool(rows))
+
+
+def _timepoints(user, key, limit):
+    queryset = permissions.visible_timepoints(user).select_related("study", "study_site__site")
+    name = F("name")
+    return _find("timepoints", "Timepoints", queryset, _key_expression(name), key, name, limit)
+
+
+def _sessions(user, key, limit):
+    # A phantom's only session has the phantom's ID, so the timepoint result already covers it.
+    queryset = (
+        permissions.visible_sessions(user)
+        .filter(timepoint__is_phantom=False)
+        .select_related("timepoint__study", "timepoint__study_site__site")
+        .annotate(
+            session_name=Concat(
+                F("timepoint__name"),
+                Value("_"),
+                LPad(Cast("number", output_field=CharField()), 2, Value("0")),
+                output_field=CharField(),
+            )
+        )
+    )
+    name = F("session_name")
+    return _find("sessions", "Sessions", queryset, _key_expression(name), key, name, limit)
+
+
+def _scans(user, key, limit):
+    queryset = with_qc_state(
+        permissions.visible_scans(user).select_related(
+            "scantype", "session__timepoint__study", "session__timepoint__study_site__site"
+        )
+    )
+    name = F("name")
+    return _find("scans", "Scans", queryset, _key_expression(name), key, name, limit)
+
+
+KINDS = (_timepoints, _sessions, _scans)
+
+
+def search(user, text, *, limit=RESULTS_PER_KIND):
+    """Search timepoints, sessions and scans the user may see; return `SearchResults`.
+
+    Runs one query per kind, whatever the number of matches, and on PostgreSQL one more for
+    each kind without a containing match.
+    """
+    query = clean_query(text)
+    key = search_key(query)
+    results = SearchResults(query=query, key=key)
+    if not key:
+        results.problem = "Type part of a timepoint, session or scan ID."
+        return results
+    if len(key) < MIN_KEY_LENGTH:
+        results.problem = (
+            f"Type at least {MIN_KEY_LENGTH} letters or digits of an ID; {query!r} matches "
+            f"too much."
+        )
+        return results
+    for find in KINDS:
+        results.groups.append(find(user, key, limit))
+    return results
+
+
+# --- QC search: reviews and current states by filter ----------------------------------------
+
+
+class QCSearchMode:
+    CURRENT = "current"
+    ALL = "all"
+
+
+@dataclass(frozen=True)
+class QCFilters:
+    """The filters of the QC search page; None or empty means "any"."""
+
+    mode: str = QCSearchMode.CURRENT
+    study: object = None
+    site: object = None
+    tag: object = None
+    states: tuple = ()
+    comment: str = ""
+    reviewer: str = ""
+    reviewed_from: object = None
+    reviewed_to: object = None
+    include_phantoms: bool = False
+
+
+_SCAN_RELATED = (
+    "scantype",
+    "session__timepoint__study",
+    "session__timepoint__study_site__site",
+)
+
+
+def _current_states(user, filters):
+    scans = with_qc_state(permissions.visible_scans(user).select_related(*_SCAN_RELATED))
+    if filters.study is not None:
+        scans = scans.filter(session__timepoint__study=filters.study)
+    if filters.site is not None:
+        scans = scans.filter(session__timepoint__study_site__site=filters.site)
+    if filters.tag is not None:
+        scans = scans.filter(scantype=filters.tag)
+    if not filters.include_phantoms:
+        scans = scans.filter(session__timepoint__is_phantom=False)
+    if filters.states:
+        states = Q(qc_state__in=filters.states)
+        if QCState.NEW in filters.states:
+            states |= Q(qc_state__isnull=True)
+        scans = scans.filter(states)
+    if filters.comment:
+        scans = scans.filter(qc_comment__icontains=filters.comment)
+    if filters.reviewer:
+        scans = scans.filter(qc_reviewer__icontains=filters.reviewer)
+    if filters.reviewed_from:
+        scans = scans.filter(qc_reviewed_at__date__gte=filters.reviewed_from)
+    if filters.reviewed_to:
+        scans = scans.filter(qc_reviewed_at__date__lte=filters.reviewed_to)
+    return scans.order_by("session__timepoint__name", "session__number", "series", "name")
+
+
+def _all_decisions(user, filters):
+    # NOTE: a linked scan's decisions are stored on its source scan, so they are listed under
+    # the source scan, and only for users who may see the source scan.
+    visible = permissions.visible_scans(user).filter(pk=OuterRef("scan_id"))
+    reviews = ScanReview.objects.filter(Exists(visible)).select_related(
+        "reviewer", *(f"scan__{path}" for path in _SCAN_RELATED)
+    )
+    if filters.study is not None:
+        reviews = reviews.filter(scan__session__timepoint__study=filters.study)
+    if filters.site is not None:
+        reviews = reviews.filter(scan__session__timepoint__study_site__site=filters.site)
+    if filters.tag is not None:
+        reviews = reviews.filter(scan__scantype=filters.tag)
+    if not filters.include_phantoms:
+        reviews = reviews.filter(scan__session__timepoint__is_phantom=False)
+    if filters.states:
+        reviews = reviews.filter(state__in=filters.states)
+    if filters.comment:
+        reviews = reviews.filter(comment__icontains=filters.comment)
+    if filters.reviewer:
+        reviews = reviews.filter(reviewer__username__icontains=filters.reviewer)
+    if filters.reviewed_from:
+        reviews = reviews.filter(created_at__date__gte=filters.reviewed_from)
+    if filters.reviewed_to:
+        reviews = reviews.filter(created_at__date__lte=filters.reviewed_to)
+    return reviews.order_by("-created_at", "-id")
+
+
+def qc_search(user, filters):
+    """Return the queryset the QC search shows for `filters`, limited to what the user may see.
+
+    In CURRENT mode it yields scans annotated by `with_qc_state`, where a scan never reviewed
+    has state None (new). In ALL mode it yields every ScanReview, newest first. `qc_row` turns
+    an item of either mode into a row.
+    """
+    if filters.mode == QCSearchMode.ALL:
+        return _all_decisions(user, filters)
+    return _current_states(user, filters)
+
+
+# The columns of a QC search row, in download order.
+QC_ROW_COLUMNS = (
+    "study",
+    "site",
+    "timepoint",
+    "session",
+    "scan",
+    "tag",
+    "series",
+    "description",
+    "phantom",
+    "qc_state",
+    "comment",
+    "reviewer",
+    "reviewed_at",
+)
+
+
+def qc_row(item):
+    """Turn a scan from CURRENT mode or a ScanReview from ALL mode into a dict of QC_ROW_COLUMNS.
+
+    Uses only what `qc_search` preloaded.
+    """
+    if isinstance(item, ScanReview):
+        scan = item.scan
+        state, comment = item.state, item.comment
+        reviewer, reviewed_at = item.reviewer.username, item.created_at
+    else:
+        scan = item
+        state, comment = item.qc_state or QCState.NEW.value, item.qc_comment or ""
+        reviewer, reviewed_at = item.qc_reviewer or "", item.qc_reviewed_at
+    session = scan.session
+    timepoint = session.timepoint
+    return {
+        "study": timepoint.study.nickname,
+        "site": timepoint.study_site.site.name,
+        "timepoint": timepoint.name,
+        "session": timepoint.name
+        if timepoint.is_phantom
+        else f"{timepoint.name}_{session.number:02d}",
+        "scan": scan.name,
+        "tag": scan.scantype.tag,
+        "series": scan.series,
+        "description": scan.description,
+        "phantom": timepoint.is_phantom,
+        "qc_state": str(state),
+        "comment": comment,
+        "reviewer": reviewer,
+        "reviewed_at": reviewed_at,
+    }

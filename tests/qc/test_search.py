@@ -1,0 +1,333 @@
+"""The ID search: normalisation, ranking, scoping, hostile input, the page and the dropdown."""
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+
+from qc import search
+from studies.models import Scan
+from tests.qc.scenarios import make_study_site
+from tests.studies.factories import (
+    PhantomTimepointFactory,
+    ScanFactory,
+    ScantypeFactory,
+    SessionFactory,
+    TimepointFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+PAGE = reverse("qc:search")
+SUGGEST = reverse("qc:search_suggest")
+
+
+def names(results, kind):
+    group = next(group for group in results.groups if group.kind == kind)
+    return [getattr(item, "session_name", None) or item.name for item in group.items]
+
+
+@pytest.fixture
+def spins(reviewer):
+    """SPINS at CMH: timepoints 0001_01 (two sessions) and 0012_01, a phantom, with scans."""
+    study_site = make_study_site()
+    first = TimepointFactory(study_site=study_site, name="SPN01_CMH_0001_01")
+    second = TimepointFactory(study_site=study_site, name="SPN01_CMH_0012_01")
+    phantom = PhantomTimepointFactory(study_site=study_site, name="SPN01_CMH_PHA_FBN0001")
+    sessions = [
+        SessionFactory(timepoint=first, number=1),
+        SessionFactory(timepoint=first, number=2),
+        SessionFactory(timepoint=second, number=1),
+        SessionFactory(timepoint=phantom, number=1),
+    ]
+    t1 = ScantypeFactory(tag="T1")
+    scans = [
+        ScanFactory(session=session, scantype=t1, series=2, name=f"{session.name}_T1_02")
+        for session in sessions
+    ]
+    return study_site, sessions, scans
+
+
+# --- Query normalisation --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("  spn01_cmh ", "spn01_cmh"),
+        ("a\x00b", "ab"),
+        ("a\x07\x1bb\u200bc", "abc"),
+        ("x" * 10_000, "x" * 100),
+        (None, ""),
+    ],
+)
+def test_clean_query(text, expected):
+    assert search.clean_query(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("spn01_cmh-0001 01", "SPN01CMH000101"),
+        ("SPN01\tCMH", "SPN01CMH"),
+        ("%_'\"", "%'\""),
+    ],
+)
+def test_search_key(text, expected):
+    assert search.search_key(text) == expected
+
+
+# --- Matching and ranking -------------------------------------------------------------------
+
+
+def test_search_ignores_case_and_separators(reviewer, spins):
+    results = search.search(reviewer, "spn01 cmh-0001")
+
+    assert names(results, "timepoints") == ["SPN01_CMH_0001_01"]
+    assert names(results, "sessions") == ["SPN01_CMH_0001_01_01", "SPN01_CMH_0001_01_02"]
+    assert names(results, "scans") == [
+        "SPN01_CMH_0001_01_01_T1_02",
+        "SPN01_CMH_0001_01_02_T1_02",
+    ]
+
+
+def test_search_ranks_exact_before_contains(reviewer, spins):
+    results = search.search(reviewer, "SPN01_CMH_0001_01_02")
+
+    assert names(results, "sessions")[0] == "SPN01_CMH_0001_01_02"
+    assert names(results, "scans") == ["SPN01_CMH_0001_01_02_T1_02"]
+
+
+def test_search_ranks_prefix_before_contains(reviewer, spins):
+    results = search.search(reviewer, "0001")
+
+    # SPN01_CMH_0001_01 contains 0001, and so does the phantom's FBN0001; the shorter name
+    # comes first among names that only contain the query.
+    assert names(results, "timepoints") == ["SPN01_CMH_0001_01", "SPN01_CMH_PHA_FBN0001"]
+
+
+def test_search_leaves_phantom_sessions_out(reviewer, spins):
+    results = search.search(reviewer, "FBN0001")
+
+    assert names(results, "timepoints") == ["SPN01_CMH_PHA_FBN0001"]
+    assert names(results, "sessions") == []
+    assert names(results, "scans") == ["SPN01_CMH_PHA_FBN0001_T1_02"]
+
+
+@pytest.mark.postgresql
+def test_search_finds_approximate_id(reviewer, spins):
+    # One digit missing from the subject: no name contains the key, but it is close.
+    results = search.search(reviewer, "SPN01_CMH_001_01")
+    timepoints = results.groups[0]
+
+    assert timepoints.approximate
+    assert names(results, "timepoints")[0] == "SPN01_CMH_0001_01"
+
+
+def test_search_prefers_containing_to_close(reviewer, spins):
+    results = search.search(reviewer, "spn01 cmh-0001")
+
+    assert not results.groups[0].approximate
+    assert "SPN01_CMH_0012_01" not in names(results, "timepoints")
+
+
+@pytest.mark.postgresql
+def test_search_uses_trigram_index(reviewer, spins):
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        try:
+            # Every scan, as a dashboard admin sees them: the membership check would let the
+            # planner start from another table.
+            queryset = search._containing(
+                Scan.objects.all(),
+                search._key_expression(search.F("name")),
+                "CMH0001",
+                search.F("name"),
+            )
+            plan = queryset.explain()
+        finally:
+            cursor.execute("SET enable_seqscan = on")
+
+    assert "api_search_scan_key" in plan
+
+
+def test_search_is_bounded(reviewer):
+    study_site = make_study_site()
+    for number in range(1, 13):
+        TimepointFactory(study_site=study_site, name=f"SPN01_CMH_{number:04d}_01")
+
+    results = search.search(reviewer, "SPN01_CMH")
+    group = results.groups[0]
+
+    assert len(group.items) == search.RESULTS_PER_KIND
+    assert group.has_more
+
+
+# --- Hostile input --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["%", "_", "%%%%", "'", '"', "' OR 1=1 --", "\\", "\x00", "a\x00\x01b", "x" * 10_000, "ü" * 50],
+)
+def test_search_survives_any_text(reviewer_client, spins, text):
+    response = reviewer_client.get(PAGE, {"q": text})
+
+    assert response.status_code == 200
+    assert 'data-result="' not in response.text
+
+
+def test_search_percent_is_literal(reviewer, spins):
+    results = search.search(reviewer, "%0%")
+
+    assert all(group.approximate or not group.items for group in results.groups)
+
+
+def test_search_underscore_is_separator(reviewer, spins):
+    results = search.search(reviewer, "_0012_")
+
+    assert names(results, "timepoints") == ["SPN01_CMH_0012_01"]
+
+
+def test_search_truncates_long_query(reviewer, spins):
+    results = search.search(reviewer, "SPN01_CMH_0001_01" + "9" * 10_000)
+
+    assert len(results.query) == search.MAX_QUERY_LENGTH
+    # No ID contains the truncated query; PostgreSQL may still list close IDs.
+    assert all(group.approximate or not group.items for group in results.groups)
+
+
+def test_search_strips_nul_before_matching(reviewer, spins):
+    results = search.search(reviewer, "SPN01_CMH_0012\x00_01")
+
+    assert names(results, "timepoints") == ["SPN01_CMH_0012_01"]
+
+
+@pytest.mark.parametrize("text", ["", "   ", "_-_", "\x00\x01"])
+def test_search_empty_query_explains(reviewer, text):
+    results = search.search(reviewer, text)
+
+    assert results.groups == []
+    assert "Type part of" in results.problem
+
+
+def test_search_single_character_explains(reviewer):
+    results = search.search(reviewer, "1")
+
+    assert results.groups == []
+    assert "at least 2" in results.problem
+
+
+# --- Permissions ----------------------------------------------------------------------------
+
+
+def test_search_outsider_finds_nothing(personas, persona_study):
+    outsider = personas["outsider"]
+
+    results = search.search(outsider, persona_study.cmh.timepoint.name[:9])
+
+    assert results.count == 0
+
+
+def test_search_site_reviewer_sees_own_site(personas, persona_study):
+    results = search.search(personas["site_reviewer"], "SPN01")
+
+    assert names(results, "timepoints") == [persona_study.cmh.timepoint.name]
+    assert names(results, "scans") == [persona_study.cmh.scan.name]
+
+
+def test_search_study_member_sees_every_site(personas, persona_study):
+    results = search.search(personas["viewer"], "SPN01")
+
+    assert sorted(names(results, "timepoints")) == sorted(
+        [persona_study.cmh.timepoint.name, persona_study.zhh.timepoint.name]
+    )
+
+
+def test_search_page_requires_sign_in(client):
+    response = client.get(PAGE, {"q": "SPN01"})
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("account_login"))
+
+
+def test_suggest_requires_sign_in(client):
+    response = client.get(SUGGEST, {"q": "SPN01"})
+
+    assert response.status_code == 302
+
+
+# --- Pages ----------------------------------------------------------------------------------
+
+
+def test_search_page_links_each_kind(reviewer_client, spins):
+    _, sessions, scans = spins
+
+    response = reviewer_client.get(PAGE, {"q": "0012"})
+
+    timepoint_url = reverse("qc:timepoint_detail", args=["SPN01_CMH_0012_01"])
+    assert f'href="{timepoint_url}"' in response.text
+    assert f'href="{timepoint_url}#session-1"' in response.text
+    assert f'href="{reverse("qc:scan_detail", args=[scans[2].name])}"' in response.text
+
+
+def test_suggest_returns_fragment(reviewer_client, spins):
+    response = reviewer_client.get(SUGGEST, {"q": "cmh 0012"})
+
+    assert response.status_code == 200
+    assert "<html" not in response.text
+    assert 'data-result="SPN01_CMH_0012_01_01"' in response.text
+    assert "All results for" in response.text
+
+
+def test_suggest_names_no_match(reviewer_client, spins):
+    response = reviewer_client.get(SUGGEST, {"q": "ZZZ999"})
+
+    assert 'data-testid="search-empty"' in response.text
+
+
+def test_navbar_has_search_bar(reviewer_client):
+    response = reviewer_client.get(reverse("qc:study_list"))
+
+    assert 'data-testid="search-input"' in response.text
+    assert f'data-suggest-url="{SUGGEST}"' in response.text
+
+
+def test_search_page_keeps_query_in_navbar(reviewer_client, spins):
+    response = reviewer_client.get(PAGE, {"q": "cmh 0012"})
+
+    assert 'value="cmh 0012"' in response.text
+
+
+def test_search_escapes_query(reviewer_client, spins):
+    response = reviewer_client.get(PAGE, {"q": "<script>alert(1)</script>"})
+
+    assert "<script>alert(1)</script>" not in response.text
+    assert "&lt;script&gt;" in response.text
+
+
+# --- Query counts ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [1, 20])
+def test_search_query_count(reviewer_client, reviewer, django_assert_num_queries, count):
+    study_site = make_study_site()
+    t1 = ScantypeFactory(tag="T1")
+    for number in range(1, count + 1):
+        session = SessionFactory(
+            timepoint=TimepointFactory(study_site=study_site, name=f"SPN01_CMH_{number:04d}_01")
+        )
+        ScanFactory(session=session, scantype=t1, series=2)
+
+    # 1 session, 2 user, 3 timepoints, 4 sessions, 5 scans (QC state as subqueries).
+    with django_assert_num_queries(5):
+        response = reviewer_client.get(SUGGEST, {"q": "SPN01_CMH"})
+
+    assert response.status_code == 200
+    assert response.text.count('data-result="') == 3 * min(count, search.RESULTS_PER_KIND)
+
+
+def test_search_unknown_user_kind_is_unaffected():
+    user = UserFactory(username="nobody")
+
+    assert search.search(user, "SPN01").count == 0
