@@ -1,6 +1,6 @@
-from django.urls import path
+from django.urls import include, path, re_path
 
-from qc import views
+from qc import search_views, views
 
 app_name = "qc"
 
@@ -11,4 +11,15 @@ urlpatterns = [
     path("scans/<str:name>/", views.scan_detail, name="scan_detail"),
     path("scans/<str:name>/review/", views.scan_review, name="scan_review"),
     path("sessions/<str:session_id>/sign-off/", views.session_sign_off, name="session_sign_off"),
+    # Search and QC search (qc/search_views.py).
+    path("search/", search_views.search_page, name="search"),
+    path("search/suggest/", search_views.search_suggest, name="search_suggest"),
+    path("qc-search/", search_views.qc_search, name="qc_search"),
+    re_path(
+        r"^qc-search/export\.(?P<export_format>csv|json)$",
+        search_views.qc_search_export,
+        name="qc_search_export",
+    ),
+    # Protocol compliance (qc/compliance_urls.py), in the nested "qc:compliance" namespace.
+    path("", include("qc.compliance_urls")),
 ]

@@ -8,11 +8,11 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import permissions
-from qc import selectors, services
+from accounts.redirects import safe_redirect_url
+from qc import compliance_selectors, selectors, services
 from qc.forms import ReviewForm, SignOffForm
 from studies.datman_ids import IdError, parse_session_id
 
@@ -38,7 +38,11 @@ def _scan_row_url(scan):
 @login_required
 @require_GET
 def study_list(request):
-    studies = selectors.studies_for_list(permissions.visible_studies(request.user))
+    studies = selectors.studies_for_list(
+        permissions.visible_studies(request.user),
+        timepoints=permissions.visible_timepoints(request.user),
+        sessions=permissions.visible_sessions(request.user),
+    )
     page = Paginator(studies, STUDIES_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "qc/study_list.html", {"page": page})
 
@@ -79,7 +83,12 @@ def timepoint_detail(request, name):
         queryset=selectors.timepoint_for_page(permissions.visible_timepoints(request.user)),
     )
     selectors.prepare_timepoint(timepoint)
-    can_review = permissions.can_review(request.user, timepoint.study)
+    compliance_selectors.attach_session_compliance(timepoint.session_list)
+    for session in timepoint.session_list:
+        session.conversion_error_count = sum(
+            1 for scan in session.scan_list if scan.conversion_errors
+        )
+    can_review = permissions.can_review(request.user, timepoint.study, timepoint.site)
     if can_review:
         for session in timepoint.session_list:
             for scan in session.scan_list:
@@ -87,12 +96,21 @@ def timepoint_detail(request, name):
     return render(
         request,
         "qc/timepoint_detail.html",
-        {"timepoint": timepoint, "study": timepoint.study, "can_review": can_review},
+        {
+            "timepoint": timepoint,
+            "study": timepoint.study,
+            "can_review": can_review,
+            "can_dismiss_missing_scans": permissions.can_dismiss_missing_scans(
+                request.user, timepoint.study, timepoint.site
+            ),
+        },
     )
 
 
 def _render_scan_page(request, scan, form):
     study = scan.session.timepoint.study
+    site = scan.session.timepoint.site
+    compliance_selectors.attach_header_diffs([scan])
     source_visible = (
         scan.source_id is not None
         and permissions.visible_scans(request.user).filter(pk=scan.source_id).exists()
@@ -105,7 +123,8 @@ def _render_scan_page(request, scan, form):
         "sidecar_rows": selectors.sidecar_rows(scan.sidecar),
         "reviews": selectors.review_history(scan),
         "source_visible": source_visible,
-        "can_review": permissions.can_review(request.user, study),
+        "can_review": permissions.can_review(request.user, study, site),
+        "can_resolve_deviations": permissions.can_resolve_deviations(request.user, study, site),
         "form": form,
     }
     return render(request, "qc/scan_detail.html", context)
@@ -123,19 +142,20 @@ def scan_detail(request, name):
 
 
 def _redirect_target(request, scan):
-    target = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return _scan_row_url(scan)
+    return safe_redirect_url(request, request.POST.get("next", ""), fallback=_scan_row_url(scan))
 
 
 @login_required
 @require_POST
 def scan_review(request, name):
-    scan = permissions.get_scan(request.user, name, queryset=selectors.scans_for_row())
-    permissions.require_review(request.user, scan.session.timepoint.study)
+    # The study site comes in the same query, for the role check at the scan's site.
+    scan = permissions.get_scan(
+        request.user,
+        name,
+        queryset=selectors.scans_for_row().select_related("session__timepoint__study_site"),
+    )
+    timepoint = scan.session.timepoint
+    permissions.require_review(request.user, timepoint.study, timepoint.study_site.site_id)
     htmx = _is_htmx(request)
     form = _row_form(scan, request.POST) if htmx else ReviewForm(request.POST)
 
@@ -188,7 +208,7 @@ def _get_session(user, session_id):
 def session_sign_off(request, session_id):
     session = _get_session(request.user, session_id)
     timepoint = session.timepoint
-    permissions.require_review(request.user, timepoint.study)
+    permissions.require_review(request.user, timepoint.study, timepoint.study_site.site_id)
 
     if request.method == "POST":
         form = SignOffForm(request.POST)

@@ -12,14 +12,32 @@ allauth's URLs (under accounts/) and the admin site's (under admin/) are covered
 representative entries; the rest of them is allow-listed by the URLconf module they come from.
 """
 
+from types import SimpleNamespace
+
 import pytest
 from django.contrib.admin.sites import site as admin_site
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.models import AccessEvent, AccountRequest, Role, StudyMembership
-from qc.models import QCEvent, ScanReview, SessionSignOff
+from qc.compliance_services import compute_header_diffs_for_sessions
+from qc.models import (
+    DeviationResolution,
+    HeaderDiff,
+    MissingScanDismissal,
+    QCEvent,
+    ScanReview,
+    SessionSignOff,
+)
 from tests.accounts.personas import PERSONA_NAMES
-from tests.studies.factories import UserFactory
+from tests.qc.compliance_factories import GoldStandardFactory
+from tests.studies.factories import (
+    ExpectedScanFactory,
+    ScanFactory,
+    ScantypeFactory,
+    SessionFactory,
+    TimepointFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -115,6 +133,14 @@ MATRIX = {
     ("qc:scan_review", "POST"): REVIEWERS_WRITE,
     ("qc:session_sign_off", "GET"): REVIEWERS_READ,
     ("qc:session_sign_off", "POST"): REVIEWERS_WRITE,
+    ("qc:compliance:study_compliance", "GET"): EVERY_MEMBER,
+    ("qc:compliance:study_compliance", "POST"): GET_ONLY,
+    ("qc:compliance:study_compliance_csv", "GET"): EVERY_MEMBER,
+    ("qc:compliance:study_compliance_csv", "POST"): GET_ONLY,
+    ("qc:compliance:resolve_deviation", "GET"): POST_ONLY,
+    ("qc:compliance:resolve_deviation", "POST"): REVIEWERS_WRITE,
+    ("qc:compliance:dismiss_missing_scans", "GET"): POST_ONLY,
+    ("qc:compliance:dismiss_missing_scans", "POST"): REVIEWERS_WRITE,
     ("studies:archive_file", "GET"): EVERY_MEMBER,
     ("studies:archive_file", "POST"): GET_ONLY,
     # REDCap pages: the lists span studies, so they return 403 rather than 404.
@@ -240,6 +266,36 @@ CASES = [
 ]
 
 
+def _compliance_data(site_data):
+    """A session of its own at the site, short of an expected DTI scan, whose RST scan
+    deviates from the site's gold standard in EchoTime. It is kept apart from the site's main
+    session, so the sign-off and the API's header diff entries see no change."""
+    study = site_data.study_site.study
+    rst = ScantypeFactory(tag="RST", qc_type="fmri")
+    ExpectedScanFactory(
+        study_site=site_data.study_site,
+        scantype=ScantypeFactory(tag="DTI60-1000", qc_type="dti"),
+        count=1,
+        phantom_count=1,
+    )
+    GoldStandardFactory(
+        study=study,
+        site=site_data.site,
+        scantype=rst,
+        sidecar={"SeriesDescription": "Resting state", "EchoTime": 0.03},
+    )
+    session = SessionFactory(timepoint=TimepointFactory(study_site=site_data.study_site))
+    scan = ScanFactory(
+        session=session,
+        scantype=rst,
+        description="RestingState",
+        sidecar={"SeriesDescription": "Resting state", "EchoTime": 0.035},
+    )
+    compute_header_diffs_for_sessions(study, [session])
+    header_diff = HeaderDiff.objects.current().get(scan=scan)
+    return SimpleNamespace(session=session, scan=scan, header_diff=header_diff)
+
+
 @pytest.fixture
 def objects(persona_study, personas):
     """Everything the URLs name, besides the personas and their study."""
@@ -270,6 +326,10 @@ def objects(persona_study, personas):
         "membership": membership,
         "account_request": account_request,
         "deactivated": deactivated,
+        "compliance": {
+            "cmh": _compliance_data(persona_study.cmh),
+            "zhh": _compliance_data(persona_study.zhh),
+        },
         "record": RedcapRecordFactory(config=config),
         "trigger": RedcapTriggerFactory(config=config),
     }
@@ -278,6 +338,7 @@ def objects(persona_study, personas):
 def url_for(name, objects, site="cmh"):
     world = objects["world"]
     data = getattr(world, site)
+    compliance = objects["compliance"][site]
     kwargs = {
         "qc:study_detail": {"nickname": "SPINS"},
         "qc:qc_search_export": {"export_format": "csv"},
@@ -297,6 +358,10 @@ def url_for(name, objects, site="cmh"):
         "qc:scan_detail": {"name": data.scan.name},
         "qc:scan_review": {"name": data.scan.name},
         "qc:session_sign_off": {"session_id": data.session.name},
+        "qc:compliance:study_compliance": {"nickname": "SPINS"},
+        "qc:compliance:study_compliance_csv": {"nickname": "SPINS"},
+        "qc:compliance:resolve_deviation": {"name": compliance.scan.name},
+        "qc:compliance:dismiss_missing_scans": {"session_id": compliance.session.name},
         "studies:archive_file": {"study": "SPINS", "relative_path": data.image},
         "redcap:link_record": {"pk": objects["record"].pk},
         "redcap:retry_trigger": {"pk": objects["trigger"].pk},
@@ -326,9 +391,17 @@ def post_data(name, objects, site="cmh"):
     """A valid form for each mutating URL, so an allowed POST succeeds."""
     world = objects["world"]
     data = getattr(world, site)
+    compliance = objects["compliance"][site]
     return {
         "qc:scan_review": {"state": "flagged", "comment": "motion"},
         "qc:session_sign_off": {"approve_scan_ids": [data.scan.pk]},
+        "qc:compliance:resolve_deviation": {
+            "header_diff": compliance.header_diff.pk,
+            "field": "EchoTime",
+            "decision": "accepted",
+            "reason": "The site's scanner rounds the echo time.",
+        },
+        "qc:compliance:dismiss_missing_scans": {"reason": "The participant stopped the session."},
         "redcap:dismiss_survey": {"reason": "The participant left before the survey."},
         "accounts:profile": {"first_name": "Pat", "last_name": "Doe"},
         "accounts:request_approve": {"scopes": [str(world.study.pk)], "role": Role.VIEWER},
@@ -355,6 +428,8 @@ def writes():
         QCEvent.objects.count(),
         AccessEvent.objects.count(),
         StudyMembership.objects.count(),
+        DeviationResolution.objects.count(),
+        MissingScanDismissal.objects.count(),
     )
 
 
@@ -389,6 +464,8 @@ SITE_BOUND = {
     ("qc:scan_review", "POST"): FOUND,
     ("qc:session_sign_off", "GET"): OK,
     ("qc:session_sign_off", "POST"): FOUND,
+    ("qc:compliance:resolve_deviation", "POST"): FOUND,
+    ("qc:compliance:dismiss_missing_scans", "POST"): FOUND,
     ("studies:archive_file", "GET"): OK,
     ("api:timepoint_detail", "GET"): OK,
     ("api:session", "GET"): OK,
@@ -504,3 +581,21 @@ def test_reviewer_post_writes(client, objects, personas, name, expected_writes):
 
     assert response.status_code == 302
     assert writes()[:3] == expected_writes
+
+
+@pytest.mark.parametrize(
+    ("name", "written"),
+    # Each decision is a row of its own with an audit event.
+    [
+        ("qc:compliance:resolve_deviation", DeviationResolution),
+        ("qc:compliance:dismiss_missing_scans", MissingScanDismissal),
+    ],
+)
+def test_reviewer_compliance_post_writes(client, objects, personas, name, written):
+    client = client_for(client, personas, "qc_reviewer")
+    events_before = QCEvent.objects.count()
+    response = client.post(url_for(name, objects), post_data(name, objects))
+
+    assert response.status_code == 302
+    assert written.objects.count() == 1
+    assert QCEvent.objects.count() == events_before + 1

@@ -4,8 +4,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from qc.models import QCState, ScanReview, SessionSignOff
-from studies.models import ExpectedScan, Scan, Session, Timepoint
+from qc.models import QCEvent, QCState, ScanReview, SessionSignOff
+from studies.models import ExpectedScan, Scan, Session, Study, StudySite, Timepoint
 
 pytestmark = pytest.mark.django_db
 
@@ -14,6 +14,19 @@ def run(*args):
     out = StringIO()
     call_command("seed_benchmark", *args, stdout=out)
     return out.getvalue()
+
+
+def delete_benchmark_rows():
+    # Children first: QC history is protected from cascading deletes on purpose.
+    QCEvent.objects.all().delete()
+    ScanReview.objects.all().delete()
+    SessionSignOff.objects.all().delete()
+    Scan.objects.all().delete()
+    Session.objects.all().delete()
+    Timepoint.objects.all().delete()
+    ExpectedScan.objects.all().delete()
+    StudySite.objects.all().delete()
+    Study.objects.all().delete()
 
 
 def test_small_profile_shape():
@@ -34,7 +47,7 @@ def test_small_profile_shape():
 def test_same_seed_same_rows():
     run("small")
     first = list(ScanReview.objects.order_by("scan__name").values_list("scan__name", "state"))
-    call_command("flush", "--noinput")
+    delete_benchmark_rows()
 
     run("small")
     second = list(ScanReview.objects.order_by("scan__name").values_list("scan__name", "state"))

@@ -1,17 +1,35 @@
 import pytest
 from django.urls import reverse
 
-from qc.models import QCState
+from accounts.models import Role, StudyMembership
+from qc.compliance_services import compute_header_diffs, resolve_deviation
+from qc.models import HeaderDiff, QCState
 from qc.services import review_scan, sign_off_session
+from tests.qc.compliance_factories import GoldStandardFactory
 from tests.qc.factories import ScanReviewFactory
 from tests.qc.scenarios import study_with_timepoints
-from tests.studies.factories import ScanFactory, SessionFactory, UserFactory
+from tests.studies.factories import ScanFactory, ScantypeFactory, SessionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def scan_url(scan):
     return reverse("qc:scan_detail", args=[scan.name])
+
+
+def mismatching_scan(scan=None):
+    """Compare a scan (a new T1 by default) with a T1 gold standard of its site whose
+    RepetitionTime differs, and return the scan's HeaderDiff."""
+    scan = scan or ScanFactory()
+    study_site = scan.session.timepoint.study_site
+    GoldStandardFactory(
+        study=study_site.study,
+        site=study_site.site,
+        scantype=ScantypeFactory(tag=scan.scantype.tag),
+        sidecar={**scan.sidecar, "RepetitionTime": 2.0},
+    )
+    compute_header_diffs(study_site.study)
+    return HeaderDiff.objects.current().get(scan=scan)
 
 
 def test_scan_page_sidecar_table(reviewer_client):
@@ -118,18 +136,75 @@ def test_scan_page_unknown_404(reviewer_client):
     assert response.status_code == 404
 
 
+def test_scan_page_diff_table_with_resolve_form(reviewer_client):
+    diff = mismatching_scan()
+    response = reviewer_client.get(scan_url(diff.scan))
+
+    action = reverse("qc:compliance:resolve_deviation", args=[diff.scan.name])
+    assert 'data-status="mismatch"' in response.text
+    assert 'data-field="RepetitionTime"' in response.text
+    assert f'action="{action}"' in response.text
+    assert f'name="header_diff" value="{diff.pk}"' in response.text
+
+
+def test_scan_page_diff_table_read_only_for_viewer(client):
+    diff = mismatching_scan()
+    viewer = UserFactory(username="viewer")
+    StudyMembership.objects.create(
+        user=viewer, study=diff.scan.session.timepoint.study, role=Role.VIEWER
+    )
+    client.force_login(viewer)
+    response = client.get(scan_url(diff.scan))
+
+    action = reverse("qc:compliance:resolve_deviation", args=[diff.scan.name])
+    assert 'data-field="RepetitionTime"' in response.text
+    assert f'action="{action}"' not in response.text
+
+
+def test_scan_page_shows_resolution(reviewer_client, reviewer):
+    diff = mismatching_scan()
+    resolve_deviation(
+        diff.scan,
+        reviewer=reviewer,
+        header_diff_id=diff.pk,
+        field_name="RepetitionTime",
+        decision="accepted",
+        reason="Shorter TR approved by the PI.",
+    )
+    response = reviewer_client.get(scan_url(diff.scan))
+
+    assert 'data-resolution="accepted"' in response.text
+    assert "Shorter TR approved by the PI." in response.text
+
+
+def test_scan_page_not_compared(reviewer_client):
+    response = reviewer_client.get(scan_url(ScanFactory()))
+
+    assert 'data-status="not_compared"' in response.text
+
+
 @pytest.mark.parametrize("count", [1, 20])
 def test_scan_page_query_count(reviewer_client, reviewer, django_assert_num_queries, count):
     scenario = study_with_timepoints(count, reviewer)
     scan = scenario.sessions[0].scans.order_by("series").first()
+    diff = mismatching_scan(scan)
     for index in range(count):
         author = UserFactory()
         ScanReviewFactory(scan=scan, state=QCState.FLAGGED, comment=f"c{index}", reviewer=author)
+        resolve_deviation(
+            scan,
+            reviewer=author,
+            header_diff_id=diff.pk,
+            field_name="RepetitionTime",
+            decision="violation",
+        )
 
     # 1 session, 2 user, 3 scan with QC state, tag, session, timepoint, study, site and source,
-    # 4 review history with reviewers.
-    with django_assert_num_queries(4):
+    # 4 current header diff with its gold standard, 5 deviation resolutions with reviewers,
+    # 6 review history with reviewers.
+    with django_assert_num_queries(6):
         response = reviewer_client.get(scan_url(scan))
 
     assert response.status_code == 200
     assert len(response.context["reviews"]) == count + 1
+    assert len(response.context["scan"].header_diff.table_rows) == 1

@@ -126,6 +126,14 @@ def test_overview_empty_study(reviewer_client):
     assert "has no timepoints yet" in response.text
 
 
+def test_overview_links_compliance_page(reviewer_client, reviewer):
+    study_with_timepoints(1, reviewer)
+    response = reviewer_client.get(overview_url())
+
+    compliance_url = reverse("qc:compliance:study_compliance", args=["SPINS"])
+    assert f'href="{compliance_url}"' in response.text
+
+
 def test_overview_unknown_study_404(reviewer_client):
     assert reviewer_client.get(overview_url("NOPE")).status_code == 404
 

@@ -3,7 +3,10 @@ import re
 import pytest
 from django.urls import reverse
 
+from accounts.models import Role, StudyMembership
+from qc.compliance_services import compute_header_diffs, dismiss_missing_scans
 from qc.models import QCState
+from tests.qc.compliance_factories import GoldStandardFactory
 from tests.qc.factories import ScanReviewFactory
 from tests.qc.scenarios import fill_session, make_study_site, timepoint_with_sessions
 from tests.studies.factories import (
@@ -12,6 +15,7 @@ from tests.studies.factories import (
     ScantypeFactory,
     SessionFactory,
     TimepointFactory,
+    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -19,6 +23,27 @@ pytestmark = pytest.mark.django_db
 
 def timepoint_url(name):
     return reverse("qc:timepoint_detail", args=[name])
+
+
+def session_header(html, session):
+    """The HTML of one session card's header, where its status and compliance badges are."""
+    match = re.search(
+        rf'data-session="{session.name}">\s*<div class="card-header.*?</div>', html, re.S
+    )
+    assert match, f"no card for session {session.name}"
+    return match.group(0)
+
+
+def add_rst_standard(study_site):
+    """Give the study site an RST gold standard that the scans of `fill_session` deviate from
+    in RepetitionTime, and compare every scan of the study with it."""
+    GoldStandardFactory(
+        study=study_site.study,
+        site=study_site.site,
+        scantype=ScantypeFactory(tag="RST"),
+        sidecar={"SeriesDescription": "Sag T1 Bravo", "RepetitionTime": 2.0, "EchoTime": 0.003},
+    )
+    compute_header_diffs(study_site.study)
 
 
 def scan_row(html, scan):
@@ -140,23 +165,93 @@ def test_timepoint_sign_off_button(reviewer_client, reviewer):
 def test_timepoint_row_forms_have_unique_ids(reviewer_client, session):
     response = reviewer_client.get(timepoint_url(session.timepoint.name))
 
+    # Three review forms and the session's dismiss-missing form.
     ids = re.findall(r'<textarea[^>]* id="([^"]+)"', response.text)
-    assert len(ids) == 3
-    assert len(set(ids)) == 3
+    assert len(ids) == 4
+    assert len(set(ids)) == 4
 
 
 def test_timepoint_unknown_404(reviewer_client):
     assert reviewer_client.get(timepoint_url("SPN01_CMH_9999_01")).status_code == 404
 
 
+def test_timepoint_header_mismatch_badge(reviewer_client, session):
+    add_rst_standard(session.timepoint.study_site)
+    response = reviewer_client.get(timepoint_url(session.timepoint.name))
+
+    header = session_header(response.text, session)
+    assert 'data-compliance="header-mismatch" data-count="1"' in header
+    assert "1 header mismatch<" in header
+
+
+def test_timepoint_conversion_error_count_badge(reviewer_client, session):
+    for scan in session.filled_scans[:2]:
+        scan.conversion_errors = "missing images"
+        scan.save()
+    response = reviewer_client.get(timepoint_url(session.timepoint.name))
+
+    header = session_header(response.text, session)
+    assert 'data-compliance="conversion-error" data-count="2"' in header
+    assert "2 conversion errors<" in header
+
+
+def test_timepoint_missing_scans_badge(reviewer_client, session):
+    response = reviewer_client.get(timepoint_url(session.timepoint.name))
+
+    header = session_header(response.text, session)
+    assert 'data-compliance="missing-scans"' in header
+    assert "missing: DTI60-1000 (1 of 2)" in header
+    assert 'data-compliance="header-mismatch"' not in header
+    assert 'data-compliance="conversion-error"' not in header
+
+
+def test_timepoint_dismiss_form_for_reviewer(reviewer_client, session):
+    response = reviewer_client.get(timepoint_url(session.timepoint.name))
+
+    action = reverse("qc:compliance:dismiss_missing_scans", args=[session.name])
+    assert f'action="{action}"' in response.text
+
+
+def test_timepoint_no_dismiss_form_for_viewer(client, session):
+    viewer = UserFactory(username="viewer")
+    StudyMembership.objects.create(user=viewer, study=session.timepoint.study, role=Role.VIEWER)
+    client.force_login(viewer)
+    response = client.get(timepoint_url(session.timepoint.name))
+
+    action = reverse("qc:compliance:dismiss_missing_scans", args=[session.name])
+    assert response.status_code == 200
+    assert "fewer scans than the study expects" in response.text
+    assert f'action="{action}"' not in response.text
+
+
+def test_timepoint_dismissed_missing_scans(reviewer_client, reviewer, session):
+    dismiss_missing_scans(session, reviewer=reviewer, reason="The participant felt unwell.")
+    response = reviewer_client.get(timepoint_url(session.timepoint.name))
+
+    header = session_header(response.text, session)
+    action = reverse("qc:compliance:dismiss_missing_scans", args=[session.name])
+    assert 'data-compliance="missing-scans-dismissed"' in header
+    assert "The participant felt unwell." in header
+    assert "fewer scans than the study expects" not in response.text
+    assert f'action="{action}"' not in response.text
+
+
 @pytest.mark.parametrize("count", [1, 20])
 def test_timepoint_query_count(reviewer_client, reviewer, django_assert_num_queries, count):
     timepoint = timepoint_with_sessions(count, reviewer)
+    add_rst_standard(timepoint.study_site)
+    first = timepoint.sessions.get(number=1)
+    dismiss_missing_scans(first, reviewer=reviewer, reason="The participant felt unwell.")
 
     # 1 session, 2 user, 3 timepoint with study and site, 4 sessions with sign-off status,
-    # 5 scans with QC state, tag and source, 6 expected scans of the study site.
-    with django_assert_num_queries(6):
+    # 5 scans with QC state, tag and source, 6 expected scans of the study site. The compliance
+    # badges add 7 sessions' study sites, 8 expected scans, 9 scan count per session and tag,
+    # 10 missing-scan dismissals with reviewers, 11 header diff count per session and status.
+    with django_assert_num_queries(11):
         response = reviewer_client.get(timepoint_url(timepoint.name))
 
     assert response.status_code == 200
-    assert len(response.context["timepoint"].session_list) == count
+    sessions = response.context["timepoint"].session_list
+    assert len(sessions) == count
+    assert all(session.compliance.mismatch_count == 1 for session in sessions)
+    assert sessions[0].compliance.expectations.is_dismissed
