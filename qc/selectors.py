@@ -51,10 +51,16 @@ def _count_rows(queryset):
 # --- Study list -----------------------------------------------------------------------------
 
 
-def studies_for_list(studies):
-    """Annotate studies with `timepoint_count` and `needs_review_count` (sessions), by nickname."""
-    timepoints = Timepoint.objects.filter(study=OuterRef("pk"))
-    sessions = Session.objects.filter(timepoint__study=OuterRef("pk")).filter(NEEDS_REVIEW)
+def studies_for_list(studies, *, timepoints=None, sessions=None):
+    """Annotate studies with `timepoint_count` and `needs_review_count` (sessions), by nickname.
+
+    `timepoints` and `sessions` are the querysets counted (all by default); pass the user's
+    visible ones so a site-restricted member's counts cover only their sites.
+    """
+    timepoints = Timepoint.objects.all() if timepoints is None else timepoints
+    sessions = Session.objects.all() if sessions is None else sessions
+    timepoints = timepoints.filter(study=OuterRef("pk"))
+    sessions = sessions.filter(timepoint__study=OuterRef("pk")).filter(NEEDS_REVIEW)
     return studies.annotate(
         timepoint_count=_count_rows(timepoints),
         needs_review_count=_count_rows(sessions),

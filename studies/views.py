@@ -13,6 +13,10 @@ from accounts import permissions
 @require_GET
 def archive_file(request, study, relative_path):
     study = permissions.get_study(request.user, study)
+    if not permissions.can_view_file(request.user, study, relative_path):
+        # A site-restricted member gets the same answer for another site's file as for a file
+        # that does not exist, so the archive does not reveal which IDs it holds.
+        raise Http404(f"No file {relative_path} in the archive of {study}.")
     root = study.archive_root.resolve()
     # Resolve symlinks and ".." before the containment check, so neither can leave the archive.
     try:
