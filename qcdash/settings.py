@@ -49,6 +49,13 @@ INSTALLED_APPS = [
     "csp",
     "allauth",
     "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.github",
+    "allauth.socialaccount.providers.gitlab",
+    "allauth.socialaccount.providers.google",
+    "allauth.socialaccount.providers.orcid",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.mfa",
     "crispy_forms",
     "crispy_bootstrap5",
     "django_q",
@@ -56,6 +63,10 @@ INSTALLED_APPS = [
     "studies",
     "qc",
     "redcap",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -70,6 +81,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "accounts.middleware.RequireAdminMFAMiddleware",
 ]
 
 ROOT_URLCONF = "qcdash.urls"
@@ -114,20 +126,128 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Auth -----------------------------------------------------------------------------------
 
 AUTH_USER_MODEL = "accounts.User"
-AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
-]
+# One backend: allauth's email sign-in that loads only active users into sessions, so a
+# deactivated user's sessions end at their next request (accounts/backends.py).
+AUTHENTICATION_BACKENDS = ["accounts.backends.AuthenticationBackend"]
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "qc:study_list"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
-ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="none")
-ACCOUNT_ALLOW_REGISTRATION = env.bool("ACCOUNT_ALLOW_REGISTRATION", default=False)
+# The account-request fields (institution, position, studies, reason) on both sign-up forms.
+ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms.AccountRequestSignupForm"
+# An empty value counts as unset, so a .env copied from .env.example keeps the default.
+ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="") or (
+    "optional" if DEBUG else "mandatory"
+)
+if ACCOUNT_EMAIL_VERIFICATION not in ("none", "optional", "mandatory"):
+    raise ImproperlyConfigured(
+        f"ACCOUNT_EMAIL_VERIFICATION is {ACCOUNT_EMAIL_VERIFICATION!r}; set it to none, optional "
+        f"or mandatory."
+    )
+ACCOUNT_ALLOW_REGISTRATION = env.bool("ACCOUNT_ALLOW_REGISTRATION", default=True)
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[qcdash] "
+# Attempts per client IP address ("ip") and per email address ("key"). allauth 65 keeps the
+# counts in Django's cache, so with the default per-process memory cache each server process
+# counts on its own.
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip,5/5m/key",
+    "signup": "10/h/ip",
+    "reset_password": "20/m/ip,5/m/key",
+    "confirm_email": "1/3m/key",
+}
+
+SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
+SOCIALACCOUNT_AUTO_SIGNUP = False
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_STORE_TOKENS = False
+
+
+def _oauth_app(provider, client_id, secret):
+    """Return the allauth APPS entry of a provider, or None when neither value is set."""
+    if not client_id and not secret:
+        return None
+    if not client_id or not secret:
+        prefix = provider.upper()
+        raise ImproperlyConfigured(
+            f"{prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET must be set together; set both to "
+            f"switch {provider} sign-in on, or neither to switch it off."
+        )
+    return {"client_id": client_id, "secret": secret, "key": ""}
+
+
+# Each OAuth provider is on when its client id and secret are set here, or when a dashboard
+# admin adds a Social application for it in the admin site. Without either, its button is hidden.
+SOCIALACCOUNT_PROVIDERS = {
+    "github": {"SCOPE": ["user:email"]},
+    "gitlab": {"SCOPE": ["read_user"]},
+    "google": {"SCOPE": ["profile", "email"], "AUTH_PARAMS": {"access_type": "online"}},
+    "orcid": {
+        "BASE_DOMAIN": env.str("ORCID_BASE_DOMAIN", default="") or "orcid.org",
+        "MEMBER_API": False,
+    },
+    "openid_connect": {},
+}
+_PROVIDER_APPS = {
+    "github": _oauth_app(
+        "github",
+        env.str("GITHUB_CLIENT_ID", default=""),
+        env.str("GITHUB_CLIENT_SECRET", default=""),
+    ),
+    "gitlab": _oauth_app(
+        "gitlab",
+        env.str("GITLAB_CLIENT_ID", default=""),
+        env.str("GITLAB_CLIENT_SECRET", default=""),
+    ),
+    "google": _oauth_app(
+        "google",
+        env.str("GOOGLE_CLIENT_ID", default=""),
+        env.str("GOOGLE_CLIENT_SECRET", default=""),
+    ),
+    "orcid": _oauth_app(
+        "orcid",
+        env.str("ORCID_CLIENT_ID", default=""),
+        env.str("ORCID_CLIENT_SECRET", default=""),
+    ),
+    "openid_connect": _oauth_app(
+        "oidc",
+        env.str("OIDC_CLIENT_ID", default=""),
+        env.str("OIDC_CLIENT_SECRET", default=""),
+    ),
+}
+if _PROVIDER_APPS["gitlab"]:
+    _PROVIDER_APPS["gitlab"]["settings"] = {
+        "gitlab_url": env.str("GITLAB_URL", default="") or "https://gitlab.com"
+    }
+if _PROVIDER_APPS["openid_connect"]:
+    OIDC_SERVER_URL = env.str("OIDC_SERVER_URL", default="")
+    if not OIDC_SERVER_URL:
+        raise ImproperlyConfigured(
+            "OIDC_SERVER_URL is not set. Set it to the issuer URL of the OpenID Connect provider "
+            "(the address before /.well-known/openid-configuration), for example "
+            "https://login.example.org/realms/lab."
+        )
+    _PROVIDER_APPS["openid_connect"].update(
+        provider_id="oidc",
+        name=env.str("OIDC_NAME", default="") or "OpenID Connect",
+        settings={"server_url": OIDC_SERVER_URL},
+    )
+for _provider, _app in _PROVIDER_APPS.items():
+    if _app:
+        SOCIALACCOUNT_PROVIDERS[_provider]["APPS"] = [_app]
+
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "qcdash"
+# A dashboard admin without an authenticator app is sent to set one up before any other page.
+MFA_REQUIRED_FOR_DASHBOARD_ADMINS = (
+    env.bool("MFA_REQUIRED_FOR_DASHBOARD_ADMINS")
+    if env.str("MFA_REQUIRED_FOR_DASHBOARD_ADMINS", default="")
+    else not DEBUG
+)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -181,6 +301,49 @@ Q_CLUSTER = {
     "max_attempts": 3,
     "catch_up": False,
 }
+
+# --- REDCap ---------------------------------------------------------------------------------
+
+# Seconds to wait for REDCap on each API request before the fetch counts as failed.
+REDCAP_TIMEOUT = env.float("REDCAP_TIMEOUT", default=10.0)
+# Attempts to fetch a triggered record while REDCap is down or slow; then it is marked failed.
+REDCAP_MAX_ATTEMPTS = env.int("REDCAP_MAX_ATTEMPTS", default=5)
+# Seconds before the first retry; each further retry waits twice as long. The django-q2
+# scheduler looks for due retries about every 30 seconds (django-q2 1.11), so a retry may start
+# up to that much later.
+REDCAP_RETRY_DELAY = env.int("REDCAP_RETRY_DELAY", default=60)
+
+# --- API ------------------------------------------------------------------------------------
+
+# The JSON API for pipelines (api/). Pipeline accounts send `Authorization: Token <token>` with a
+# token a dashboard admin created in the admin site; people signed in to the site may use their
+# session. Every request acts with the permissions of the token's user.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.IsActiveUser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "qcdash API",
+    "DESCRIPTION": "QC decisions, sessions and scans of qcdash, for datman and other pipelines.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # Swagger UI is served from drf-spectacular-sidecar's static files, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+# Username of the account that `set_qc` and `import_legacy_qc` record decisions as when no
+# --user is given (datman's DASHBOARD_USER). Empty: those commands require --user.
+QCDASH_PIPELINE_USER = env.str("QCDASH_PIPELINE_USER", default="")
 
 # --- Email ----------------------------------------------------------------------------------
 

@@ -9,7 +9,10 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("files/", include("studies.urls")),
+    path("redcap/", include("redcap.urls")),
+    path("api/v1/", include("api.urls")),
     path("", include("qc.urls")),
 ]

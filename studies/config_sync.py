@@ -7,6 +7,17 @@ the site block (`Sites.<SITE>`), then the study file's top level, then the syste
 are merged with the more specific keys winning, and lists are joined.
 
 `sync_config` creates missing rows and updates changed fields, and never deletes anything.
+
+Other apps sync settings of their own through steps registered with `register_sync_step` from
+their `AppConfig.ready()`, so this module never imports them. A step has two methods:
+
+* `read(study_config, result)` runs before the first write, once per study. It reads the
+  study's settings (`study_config.sites[i].settings.lookup(key)`, `.text(key)`,
+  `.flag(key, default)`, with datman's precedence), raises ConfigError for a setting that
+  cannot be synced, may call `result.warn(message)`, and returns what `write` needs.
+* `write(writer, study, study_sites, data)` runs inside the sync's transaction after the
+  study's own rows are written. `study_sites` maps site names to StudySite rows and `data` is
+  what `read` returned. Rows are written with `writer.upsert(...)` so that changes are reported.
 """
 
 import logging
@@ -15,16 +26,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from studies.models import (
     AltStudyCode,
     ExpectedScan,
+    HeaderComparisonSettings,
     Scantype,
     Site,
     Study,
     StudySite,
     XnatConvention,
+    validate_ignored_fields,
+    validate_tolerances,
 )
 
 logger = logging.getLogger(__name__)
@@ -382,6 +397,10 @@ class _SiteConfig:
     expected: dict = field(default_factory=dict)
     # Every tag in the site's ExportInfo, including those skipped with a warning.
     export_tags: list = field(default_factory=list)
+    # The site's settings with datman's precedence, for registered sync steps.
+    settings: object = None
+    # The site block's own IgnoreHeaderFields and HeaderFieldTolerance, or None if it sets neither.
+    header_settings: dict | None = None
 
 
 @dataclass
@@ -390,6 +409,11 @@ class _StudyConfig:
     path: Path
     values: dict = field(default_factory=dict)
     sites: list = field(default_factory=list)
+    # What each registered sync step read, in the order of `_sync_steps`.
+    step_data: list = field(default_factory=list)
+    # IgnoreHeaderFields and HeaderFieldTolerance merged over the main, system and study levels,
+    # or None if none of them sets either.
+    header_settings: dict | None = None
 
 
 def _read_study(main, nickname, scantypes, result):
@@ -424,6 +448,7 @@ def _read_study(main, nickname, scantypes, result):
     settings = main.settings.with_layer(_Layer(str(path), data))
     study = _StudyConfig(nickname=nickname, path=path)
     study.values = _study_values(main, settings, project_dir)
+    study.header_settings = _study_header_settings(settings)
     for site_name, site_values in sites.items():
         study.sites.append(
             _read_site(main, study, settings, str(site_name), site_values, scantypes, result)
@@ -472,7 +497,8 @@ def _read_site(main, study, study_settings, site_name, site_values, scantypes, r
             f"No StudyTag for site {site_name} of study {study.nickname}: add StudyTag (the "
             f"study code at the start of the IDs) to {study.path}, or to {where}."
         )
-    site = _SiteConfig(name=site_name, alt_codes=_alt_codes(settings, code))
+    site = _SiteConfig(name=site_name, alt_codes=_alt_codes(settings, code), settings=settings)
+    site.header_settings = _site_header_settings(site_values, where)
     site.values = {
         "code": code,
         "uses_redcap": settings.flag("UsesRedcap", default=False),
@@ -579,6 +605,25 @@ def _count(value, key, source):
 
 
 # ---------------------------------------------------------------------------------------------
+# Sync steps of other apps
+
+_sync_steps = []
+
+
+def register_sync_step(step):
+    """Add a step that syncs more of each study's settings (see the module docstring).
+
+    Registering the same step object twice has no effect.
+    """
+    if step not in _sync_steps:
+        _sync_steps.append(step)
+
+
+def _read_steps(study, result):
+    study.step_data = [step.read(study, result) for step in _sync_steps]
+
+
+# ---------------------------------------------------------------------------------------------
 # Writing rows
 
 
@@ -599,6 +644,8 @@ def sync_config(main_config, *, study=None, system=None, dry_run=False):
     nicknames = _select_studies(main, study)
     scantypes = _read_scantypes(main)
     studies = [_read_study(main, nickname, scantypes, result) for nickname in nicknames]
+    for study_config in studies:
+        _read_steps(study_config, result)
 
     with transaction.atomic():
         writer = _RowWriter(result)
@@ -630,16 +677,20 @@ def _select_studies(main, study):
 def _write_study(writer, config, scantype_rows):
     nickname = config.nickname
     study = writer.upsert(Study, {"nickname": nickname}, config.values, f"study {nickname}")
+    _write_header_settings(writer, study, None, config.header_settings, config.path)
 
+    study_sites = {}
     for site_config in config.sites:
         name = site_config.name
         site = writer.upsert(Site, {"name": name}, {}, f"site {name}")
+        _write_header_settings(writer, study, site, site_config.header_settings, config.path)
         study_site = writer.upsert(
             StudySite,
             {"study": study, "site": site},
             site_config.values,
             f"study site {nickname}/{name}",
         )
+        study_sites[name] = study_site
         for code in site_config.alt_codes:
             writer.upsert(
                 AltStudyCode,
@@ -676,6 +727,14 @@ def _write_study(writer, config, scantype_rows):
             f"study site {nickname}/{name} is not in Sites of {config.path}; it was kept"
         )
 
+    for step, data in zip(_sync_steps, config.step_data, strict=True):
+        step.write(writer, study, study_sites, data)
+
+
+def _mask(value):
+    """Show a secret by its last 4 characters only, as the admin does."""
+    return f"…{value[-4:]}" if value else ""
+
 
 class _RowWriter:
     """A writer of rows, found by natural key, that records each change in a SyncResult."""
@@ -683,12 +742,20 @@ class _RowWriter:
     def __init__(self, result):
         self.result = result
 
-    def upsert(self, model, lookup, values, label):
-        """Create or update the row matching `lookup` so its fields equal `values`; return it."""
+    def upsert(self, model, lookup, values, label, *, add_related=None, secret_fields=()):
+        """Create or update the row matching `lookup` so its fields equal `values`; return it.
+
+        `add_related` maps many-to-many field names to rows that the field must include; rows
+        already there and not listed are kept. A change of a field in `secret_fields` is
+        reported with the last 4 characters of each value only.
+        """
         self._check_lengths(model, {**lookup, **values}, label)
+        add_related = add_related or {}
         row = model.objects.filter(**lookup).first()
         if row is None:
             row = model.objects.create(**lookup, **values)
+            for name, related_rows in add_related.items():
+                getattr(row, name).add(*related_rows)
             self.result.created += 1
             self.result.changes.append(Change(label))
             return row
@@ -698,11 +765,16 @@ class _RowWriter:
             old = getattr(row, name)
             if old == new:
                 continue
-            self.result.changes.append(Change(label, name, old, new))
+            shown_old, shown_new = (_mask(old), _mask(new)) if name in secret_fields else (old, new)
+            self.result.changes.append(Change(label, name, shown_old, shown_new))
             setattr(row, name, new)
             changed_fields.append(name)
+        related_changed = self._add_related(row, add_related, label)
         if not changed_fields:
-            self.result.unchanged += 1
+            if related_changed:
+                self.result.changed += 1
+            else:
+                self.result.unchanged += 1
             return row
 
         if any(model_field.name == "updated_at" for model_field in model._meta.fields):
@@ -711,6 +783,22 @@ class _RowWriter:
         row.save(update_fields=changed_fields)
         self.result.changed += 1
         return row
+
+    def _add_related(self, row, add_related, label):
+        """Add missing rows to many-to-many fields; return whether any field changed."""
+        changed = False
+        for name, related_rows in add_related.items():
+            manager = getattr(row, name)
+            present = set(manager.values_list("pk", flat=True))
+            missing = [related for related in related_rows if related.pk not in present]
+            if not missing:
+                continue
+            old = sorted(str(related) for related in manager.all())
+            manager.add(*missing)
+            new = sorted(str(related) for related in manager.all())
+            self.result.changes.append(Change(label, name, old, new))
+            changed = True
+        return changed
 
     @staticmethod
     def _check_lengths(model, values, label):
@@ -721,3 +809,75 @@ class _RowWriter:
                     f"{label}: {name} {value!r} is {len(value)} characters long, more than the "
                     f"{max_length} the database allows; shorten it in the config."
                 )
+
+
+# ---------------------------------------------------------------------------------------------
+# Header comparison settings (IgnoreHeaderFields, HeaderFieldTolerance)
+
+
+def _study_header_settings(settings):
+    """Read the header settings that apply to every site of a study, or None if unset."""
+    ignored, ignored_source = settings.lookup("IgnoreHeaderFields")
+    tolerances, tolerances_source = settings.lookup("HeaderFieldTolerance")
+    if ignored is None and tolerances is None:
+        return None
+    return {
+        "ignored_fields": _ignored_fields(ignored, ignored_source),
+        "tolerances": _tolerances(tolerances, tolerances_source),
+    }
+
+
+def _site_header_settings(site_values, where):
+    """Read a site block's own header settings, which add to the study's, or None if unset."""
+    ignored = site_values.get("IgnoreHeaderFields")
+    tolerances = site_values.get("HeaderFieldTolerance")
+    if ignored is None and tolerances is None:
+        return None
+    return {
+        "ignored_fields": _ignored_fields(ignored, where),
+        "tolerances": _tolerances(tolerances, where),
+    }
+
+
+def _ignored_fields(value, source):
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    try:
+        validate_ignored_fields(value)
+    except ValidationError as error:
+        raise ConfigError(f"IgnoreHeaderFields in {source}: {error.messages[0]}") from None
+    # datman joins the lists of all levels and loses their order, so a sorted list is stored.
+    return sorted({name.strip() for name in value})
+
+
+def _tolerances(value, source):
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        value = {str(name).strip(): tolerance for name, tolerance in value.items()}
+    try:
+        validate_tolerances(value)
+    except ValidationError as error:
+        raise ConfigError(f"HeaderFieldTolerance in {source}: {error.messages[0]}") from None
+    return value
+
+
+def _write_header_settings(writer, study, site, values, config_path):
+    """Create or update the header settings of a study (site None) or of one of its sites.
+
+    A level of the config that sets neither key leaves an existing row alone, because an admin
+    may have added it, and reports it.
+    """
+    where = f"{study.nickname}/{site.name}" if site else study.nickname
+    label = f"header comparison settings of {where}"
+    if values is None:
+        if HeaderComparisonSettings.objects.filter(study=study, site=site).exists():
+            level = f"Sites.{site.name} of {config_path}" if site else "the config"
+            writer.result.warn(
+                f"{label} are not set in {level} (IgnoreHeaderFields, HeaderFieldTolerance); "
+                f"they were kept"
+            )
+        return
+    writer.upsert(HeaderComparisonSettings, {"study": study, "site": site}, values, label)

@@ -6,7 +6,15 @@ import pytest
 import yaml
 from django.core.management import CommandError, call_command
 
-from studies.models import AltStudyCode, ExpectedScan, Scantype, Site, Study, StudySite
+from studies.models import (
+    AltStudyCode,
+    ExpectedScan,
+    HeaderComparisonSettings,
+    Scantype,
+    Site,
+    Study,
+    StudySite,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -183,8 +191,9 @@ def test_real_fixture_undefined_tag_warnings(real_main_config):
 
 def test_real_fixture_summary_and_rerun(real_main_config):
     scantype_count = len(yaml.safe_load(real_main_config.read_text())["ExportSettings"])
-    # One study, two sites, two study sites and seven expected scans at each site.
-    row_count = scantype_count + 1 + 2 + 2 + 14
+    # One study, two sites, two study sites, seven expected scans at each site and the
+    # study's header comparison settings.
+    row_count = scantype_count + 1 + 2 + 2 + 14 + 1
 
     first = run_sync(real_main_config)
     second = run_sync(real_main_config)
@@ -556,3 +565,395 @@ def test_invalid_count_names_its_level(demo_config):
         in message
     )
     assert "-1" in message
+
+
+# Header comparison settings (IgnoreHeaderFields, HeaderFieldTolerance)
+
+
+REAL_IGNORED_FIELDS = [
+    "AcquisitionTime",
+    "ConversionSoftwareVersion",
+    "ImageOrientationPatientDICOM",
+    "ProcedureStepDescription",
+    "ProtocolName",
+    "SAR",
+    "ScanOptions",
+    "SeriesDescription",
+    "SeriesNumber",
+    "ShimSetting",
+    "SoftwareVersions",
+    "TxRefAmp",
+    "WipMemBlock",
+]
+
+
+def header_settings(study="DEMO", site=None):
+    return HeaderComparisonSettings.objects.get(study__nickname=study, site__name=site)
+
+
+def test_real_fixture_header_settings(real_main_config):
+    output = run_sync(real_main_config)
+
+    settings = header_settings("STUDY")
+    assert settings.ignored_fields == REAL_IGNORED_FIELDS
+    assert settings.tolerances == {
+        "ImagingFrequency": 1,
+        "EchoTime": 0.005,
+        "RepetitionTime": 1,
+        "SpacingBetweenSlices": 4,
+        "SliceTiming": 0.0026,
+        "TotalReadoutTime": 0.001,
+    }
+    assert HeaderComparisonSettings.objects.filter(site__isnull=False).count() == 0
+    assert "created header comparison settings of STUDY" in output
+
+
+def test_demo_without_header_settings_creates_none(demo_config):
+    run_sync(demo_config)
+
+    assert HeaderComparisonSettings.objects.count() == 0
+
+
+HEADER_MAIN = (
+    MAIN_CONFIG
+    + """IgnoreHeaderFields: [SeriesNumber, AcquisitionTime]
+HeaderFieldTolerance: {EchoTime: 0.005, RepetitionTime: 1}
+"""
+)
+
+
+def write_header_study(demo_config, study_extra="", cmh_extra=""):
+    demo_config.write_text(HEADER_MAIN)
+    text = STUDY_CONFIG.replace("SiteTags: [DEMX]\n", f"SiteTags: [DEMX]\n{study_extra}")
+    text = text.replace("    XnatArchive: DEMO_CMH\n", f"    XnatArchive: DEMO_CMH\n{cmh_extra}")
+    write_study(demo_config, text)
+
+
+def test_header_settings_merged_across_levels(demo_config):
+    write_header_study(
+        demo_config,
+        study_extra="IgnoreHeaderFields: [ProtocolName, SeriesNumber]\n"
+        "HeaderFieldTolerance: {EchoTime: 0.01}\n",
+        cmh_extra="    IgnoreHeaderFields: [ShimSetting]\n"
+        "    HeaderFieldTolerance: {EchoTime: 0.02, SliceTiming: 0.003}\n",
+    )
+
+    run_sync(demo_config)
+
+    study_level = header_settings()
+    # Lists are joined over the main and study levels, and the study's tolerance wins.
+    assert study_level.ignored_fields == ["AcquisitionTime", "ProtocolName", "SeriesNumber"]
+    assert study_level.tolerances == {"EchoTime": 0.01, "RepetitionTime": 1}
+    # The CMH row keeps the site's own values, which add to the study's.
+    cmh = header_settings(site="CMH")
+    assert cmh.ignored_fields == ["ShimSetting"]
+    assert cmh.tolerances == {"EchoTime": 0.02, "SliceTiming": 0.003}
+    assert not HeaderComparisonSettings.objects.filter(site__name="UTO").exists()
+
+
+def test_header_settings_changes_reported_and_rerun_unchanged(demo_config):
+    write_header_study(demo_config)
+    run_sync(demo_config)
+    assert "0 changed" in summary_line(run_sync(demo_config))
+
+    demo_config.write_text(HEADER_MAIN.replace("EchoTime: 0.005", "EchoTime: 0.002"))
+    output = run_sync(demo_config)
+
+    assert (
+        "changed header comparison settings of DEMO: tolerances "
+        "{'EchoTime': 0.005, 'RepetitionTime': 1} → {'EchoTime': 0.002, 'RepetitionTime': 1}"
+        in output
+    )
+    assert header_settings().tolerances["EchoTime"] == 0.002
+
+
+def test_header_settings_kept_when_config_drops_them(demo_config):
+    write_header_study(demo_config)
+    run_sync(demo_config)
+    demo_config.write_text(MAIN_CONFIG)
+
+    output = run_sync(demo_config)
+
+    assert "warning: header comparison settings of DEMO are not set in the config" in output
+    assert header_settings().ignored_fields == ["AcquisitionTime", "SeriesNumber"]
+
+
+def test_single_ignored_field_as_text(demo_config):
+    demo_config.write_text(MAIN_CONFIG + "IgnoreHeaderFields: SeriesNumber\n")
+
+    run_sync(demo_config)
+
+    assert header_settings().ignored_fields == ["SeriesNumber"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("HeaderFieldTolerance: {EchoTime: small}\n", "The tolerance of EchoTime is 'small'"),
+        ("HeaderFieldTolerance: {EchoTime: -0.1}\n", "The tolerance of EchoTime is -0.1"),
+        ("HeaderFieldTolerance: {EchoTime: true}\n", "The tolerance of EchoTime is True"),
+        ("IgnoreHeaderFields: [SeriesNumber, {a: 1}]\n", "Ignored fields must be a list"),
+    ],
+)
+def test_invalid_header_settings(demo_config, extra, message):
+    demo_config.write_text(MAIN_CONFIG + extra)
+
+    with pytest.raises(CommandError) as error:
+        run_sync(demo_config)
+
+    text = str(error.value)
+    assert message in text
+    assert str(demo_config) in text
+    assert Study.objects.count() == 0
+
+
+def test_invalid_site_header_settings_names_site(demo_config):
+    write_header_study(demo_config, cmh_extra="    HeaderFieldTolerance: [EchoTime]\n")
+
+    with pytest.raises(CommandError) as error:
+        run_sync(demo_config)
+
+    assert "HeaderFieldTolerance in Sites.CMH of" in str(error.value)
+    assert "must map field names to numbers" in str(error.value)
+
+
+# REDCap settings (synced by redcap.config_sync through the registered sync step)
+
+REDCAP_TOKEN = "0123456789ABCDEF0123456789ABCDEF"
+REDCAP_STUDY_KEYS = """\
+RedcapUrl: https://redcap.example.org
+RedcapProjectId: 42
+RedcapInstrument: tigrlab_scan_completed
+RedcapToken: redcap_token
+"""
+
+
+def write_redcap_study(demo_config, keys=REDCAP_STUDY_KEYS, token=REDCAP_TOKEN):
+    """Write the demo study with REDCap keys at study level, and its token file."""
+    write_study(demo_config, STUDY_CONFIG + keys)
+    metadata = demo_config.parent / "archive" / "DEMO" / "metadata"
+    metadata.mkdir(parents=True, exist_ok=True)
+    if token is not None:
+        (metadata / "redcap_token").write_text(f"{token}\n")
+
+
+def redcap_configs():
+    from redcap.models import RedcapConfig
+
+    return list(RedcapConfig.objects.prefetch_related("study_sites__site"))
+
+
+def test_redcap_config_synced_with_defaults(demo_config):
+    write_redcap_study(demo_config)
+
+    output = run_sync(demo_config)
+
+    (config,) = redcap_configs()
+    assert config.url == "https://redcap.example.org/"
+    assert config.project_id == 42
+    assert config.instrument == "tigrlab_scan_completed"
+    assert config.token == REDCAP_TOKEN
+    assert config.record_key_field == "record_id"
+    assert config.session_field == "par_id"
+    assert config.date_field == "date"
+    assert config.comment_field == "cmts"
+    assert config.status_field == "tigrlab_scan_completed_complete"
+    assert config.complete_values == ["2"]
+    assert config.event_ids == {}
+    assert config.api_url == ""
+    assert sorted(site.site.name for site in config.study_sites.all()) == ["CMH", "UTO"]
+    assert (
+        "created REDCap configuration 42 tigrlab_scan_completed at https://redcap.example.org/"
+        in output
+    )
+    assert REDCAP_TOKEN not in output
+
+
+def test_redcap_rerun_unchanged(demo_config):
+    write_redcap_study(demo_config)
+    run_sync(demo_config)
+
+    output = run_sync(demo_config)
+
+    assert "created " not in output
+    assert "changed " not in output.replace("0 changed", "")
+
+
+def test_redcap_keys_mapped(demo_config):
+    keys = REDCAP_STUDY_KEYS + (
+        "RedcapApiUrl: https://redcap.example.org/api/\n"
+        "RedcapSubj: session_id\n"
+        "RedcapDate: scan_date\n"
+        "RedcapComments: ra_notes\n"
+        "RedcapStatus: scan_log_complete\n"
+        "RedcapRecordKey: study_id\n"
+        "RedcapStatusValue: ['1', 2]\n"
+        "RedcapEventId: {baseline_arm_1: 41, followup_arm_1: '42'}\n"
+    )
+    write_redcap_study(demo_config, keys)
+
+    run_sync(demo_config)
+
+    (config,) = redcap_configs()
+    assert config.api_url == "https://redcap.example.org/api/"
+    assert config.session_field == "session_id"
+    assert config.date_field == "scan_date"
+    assert config.comment_field == "ra_notes"
+    assert config.status_field == "scan_log_complete"
+    assert config.record_key_field == "study_id"
+    assert config.complete_values == ["1", "2"]
+    assert config.event_ids == {"baseline_arm_1": 41, "followup_arm_1": 42}
+
+
+def test_redcap_legacy_api_key(demo_config):
+    write_redcap_study(demo_config, REDCAP_STUDY_KEYS + "RedcapApi: https://api.example.org/\n")
+
+    run_sync(demo_config)
+
+    assert redcap_configs()[0].api_url == "https://api.example.org/"
+
+
+def test_redcap_token_change_masked(demo_config):
+    write_redcap_study(demo_config)
+    run_sync(demo_config)
+    new_token = "FEDCBA9876543210FEDCBA9876543210"
+    write_redcap_study(demo_config, token=new_token)
+
+    output = run_sync(demo_config)
+
+    assert (
+        "changed REDCap configuration 42 tigrlab_scan_completed at https://redcap.example.org/: "
+        "token '…CDEF' → '…3210'"
+    ) in output
+    assert new_token not in output
+    assert REDCAP_TOKEN not in output
+    assert redcap_configs()[0].token == new_token
+
+
+def test_redcap_missing_token_file_keeps_token(demo_config):
+    write_redcap_study(demo_config)
+    run_sync(demo_config)
+    (demo_config.parent / "archive" / "DEMO" / "metadata" / "redcap_token").unlink()
+
+    output = run_sync(demo_config)
+
+    assert "REDCap token file" in output
+    assert "not found; the stored token was kept" in output
+    assert redcap_configs()[0].token == REDCAP_TOKEN
+
+
+def test_redcap_token_from_environment(demo_config, monkeypatch):
+    monkeypatch.setenv("REDCAP_TOKEN", REDCAP_TOKEN.lower())
+    write_redcap_study(demo_config, REDCAP_STUDY_KEYS.replace("RedcapToken: redcap_token\n", ""))
+
+    run_sync(demo_config)
+
+    assert redcap_configs()[0].token == REDCAP_TOKEN.lower()
+
+
+def test_redcap_invalid_token_file(demo_config):
+    write_redcap_study(demo_config, token="not a token")
+
+    with pytest.raises(CommandError) as error:
+        run_sync(demo_config)
+
+    message = str(error.value)
+    assert "metadata/redcap_token" in message
+    assert "does not contain a REDCap API token" in message
+    assert "not a token" not in message
+    assert Study.objects.count() == 0
+
+
+def test_redcap_admin_event_ids_kept(demo_config):
+    write_redcap_study(demo_config)
+    run_sync(demo_config)
+    config = redcap_configs()[0]
+    config.event_ids = {"baseline_arm_1": 41}
+    config.save()
+
+    output = run_sync(demo_config)
+
+    assert redcap_configs()[0].event_ids == {"baseline_arm_1": 41}
+    assert "changed REDCap" not in output
+
+
+def test_redcap_site_added_reported(demo_config):
+    keys = "Sites:\n  CMH:\n" + "".join(f"    {line}\n" for line in REDCAP_STUDY_KEYS.splitlines())
+    write_study(demo_config, STUDY_CONFIG.replace("Sites:\n  CMH:\n", keys))
+    metadata = demo_config.parent / "archive" / "DEMO" / "metadata"
+    metadata.mkdir(parents=True)
+    (metadata / "redcap_token").write_text(REDCAP_TOKEN)
+    run_sync(demo_config)
+    assert [site.site.name for site in redcap_configs()[0].study_sites.all()] == ["CMH"]
+
+    write_redcap_study(demo_config)
+    output = run_sync(demo_config)
+
+    assert "study_sites" in output
+    assert sorted(site.site.name for site in redcap_configs()[0].study_sites.all()) == [
+        "CMH",
+        "UTO",
+    ]
+    assert summary_line(output).startswith("0 created, 1 changed, ")
+
+
+def test_redcap_partial_keys_warn(demo_config):
+    write_study(demo_config, STUDY_CONFIG + "RedcapUrl: https://redcap.example.org\n")
+
+    output = run_sync(demo_config)
+
+    assert (
+        "site CMH of study DEMO sets RedcapUrl but not RedcapProjectId, RedcapInstrument; no "
+        "REDCap configuration was synced for it"
+    ) in output
+    assert redcap_configs() == []
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        (
+            REDCAP_STUDY_KEYS.replace("RedcapProjectId: 42", "RedcapProjectId: forty-two"),
+            "RedcapProjectId in",
+        ),
+        (
+            REDCAP_STUDY_KEYS.replace("https://redcap.example.org", "redcap.example.org"),
+            "RedcapUrl 'redcap.example.org' in",
+        ),
+        (REDCAP_STUDY_KEYS + "RedcapEventId: [41]\n", "RedcapEventId in"),
+        (REDCAP_STUDY_KEYS + "RedcapEventId: {baseline: first}\n", "RedcapEventId.baseline in"),
+        (REDCAP_STUDY_KEYS + "RedcapStatusValue: {a: 1}\n", "RedcapStatusValue in"),
+    ],
+    ids=["project id", "url", "event list", "event id", "status value"],
+)
+def test_redcap_invalid_keys(demo_config, keys, message):
+    write_redcap_study(demo_config, keys)
+
+    with pytest.raises(CommandError) as error:
+        run_sync(demo_config)
+
+    assert message in str(error.value)
+    assert Study.objects.count() == 0
+
+
+def test_redcap_sites_disagree(demo_config):
+    write_redcap_study(demo_config)
+    uto_subj = "    UsesRedcap: true\n    RedcapSubj: subj\n"
+    write_study(
+        demo_config, STUDY_CONFIG.replace("    UsesRedcap: true\n", uto_subj) + REDCAP_STUDY_KEYS
+    )
+
+    with pytest.raises(CommandError) as error:
+        run_sync(demo_config)
+
+    message = str(error.value)
+    assert "with different session_field: 'par_id' and 'subj'" in message
+
+
+def test_redcap_dry_run_saves_nothing(demo_config):
+    write_redcap_study(demo_config)
+
+    output = run_sync(demo_config, dry_run=True)
+
+    assert "created REDCap configuration" in output
+    assert redcap_configs() == []
