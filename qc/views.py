@@ -14,6 +14,7 @@ from accounts import permissions
 from accounts.redirects import safe_redirect_url
 from qc import compliance_selectors, selectors, services
 from qc.forms import ReviewForm, SignOffForm
+from redcap.selectors import surveys_for_sessions
 from studies.datman_ids import IdError, parse_session_id
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ def timepoint_detail(request, name):
     )
     selectors.prepare_timepoint(timepoint)
     compliance_selectors.attach_session_compliance(timepoint.session_list)
+    surveys_for_sessions(timepoint.session_list)
     for session in timepoint.session_list:
         session.conversion_error_count = sum(
             1 for scan in session.scan_list if scan.conversion_errors
@@ -101,6 +103,9 @@ def timepoint_detail(request, name):
             "study": timepoint.study,
             "can_review": can_review,
             "can_dismiss_missing_scans": permissions.can_dismiss_missing_scans(
+                request.user, timepoint.study, timepoint.site
+            ),
+            "not_redcap_handler": not permissions.can_handle_redcap(
                 request.user, timepoint.study, timepoint.site
             ),
         },

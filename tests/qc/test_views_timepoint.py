@@ -247,7 +247,9 @@ def test_timepoint_query_count(reviewer_client, reviewer, django_assert_num_quer
     # 5 scans with QC state, tag and source, 6 expected scans of the study site. The compliance
     # badges add 7 sessions' study sites, 8 expected scans, 9 scan count per session and tag,
     # 10 missing-scan dismissals with reviewers, 11 header diff count per session and status.
-    with django_assert_num_queries(11):
+    # The REDCap panel adds 12 sessions with their study sites, 13 survey links with records,
+    # 14 survey dismissals.
+    with django_assert_num_queries(14):
         response = reviewer_client.get(timepoint_url(timepoint.name))
 
     assert response.status_code == 200
@@ -255,3 +257,22 @@ def test_timepoint_query_count(reviewer_client, reviewer, django_assert_num_quer
     assert len(sessions) == count
     assert all(session.compliance.mismatch_count == 1 for session in sessions)
     assert sessions[0].compliance.expectations.is_dismissed
+    assert all(session.redcap_panel.state == "none" for session in sessions)
+
+
+def test_missing_survey_dismissable_by_ra_only(client, reviewer):
+    timepoint = timepoint_with_sessions(1, reviewer)
+    StudySite = type(timepoint.study_site)
+    StudySite.objects.filter(pk=timepoint.study_site_id).update(uses_redcap=True)
+    viewer = UserFactory(username="viewer")
+    StudyMembership.objects.create(user=viewer, study=timepoint.study, role=Role.VIEWER)
+
+    client.force_login(reviewer)
+    as_ra = client.get(timepoint_url(timepoint.name)).content.decode()
+    client.force_login(viewer)
+    as_viewer = client.get(timepoint_url(timepoint.name)).content.decode()
+
+    assert 'data-status="missing-survey"' in as_ra
+    assert "Why no survey will come" in as_ra
+    assert 'data-status="missing-survey"' in as_viewer
+    assert "Why no survey will come" not in as_viewer
