@@ -141,7 +141,7 @@ def timepoints_for_overview(timepoints, *, needs_review_only=False):
 
     Each session carries the `sessions_with_status` annotations and `new_scan_count`. With
     `needs_review_only`, only timepoints with a session that needs review are kept (all their
-    sessions are still listed). Call `attach_missing_scans` on the page's timepoints afterwards.
+    sessions are still listed).
     """
     new_scans = with_qc_state(Scan.objects.filter(session_id=OuterRef("pk"))).filter(IS_NEW)
     sessions = sessions_with_status().annotate(new_scan_count=_count_rows(new_scans))
@@ -152,26 +152,6 @@ def timepoints_for_overview(timepoints, *, needs_review_only=False):
         waiting = Session.objects.filter(timepoint_id=OuterRef("pk")).filter(NEEDS_REVIEW)
         timepoints = timepoints.filter(Exists(waiting))
     return timepoints
-
-
-def attach_missing_scans(timepoints):
-    """Set `missing_scans` (a list of MissingScan) on every session of the timepoints.
-
-    Runs two queries however many timepoints there are: the expected counts of their study sites
-    and the scan count per session and tag.
-    """
-    sessions = [session for timepoint in timepoints for session in timepoint.session_list]
-    if not sessions:
-        return
-    expected = _expected_scans_by_study_site({timepoint.study_site_id for timepoint in timepoints})
-    tag_counts = _tag_counts_by_session([session.pk for session in sessions])
-    for timepoint in timepoints:
-        for session in timepoint.session_list:
-            session.missing_scans = find_missing_scans(
-                expected[timepoint.study_site_id],
-                tag_counts[session.pk],
-                is_phantom=timepoint.is_phantom,
-            )
 
 
 # --- Timepoint page -------------------------------------------------------------------------
@@ -309,3 +289,16 @@ def sidecar_rows(sidecar):
 def sign_off_of(session):
     """Return the session's SessionSignOff with its reviewer, or None when it is not signed off."""
     return SessionSignOff.objects.filter(session=session).select_related("reviewer").first()
+
+
+def attach_conversion_error_counts(sessions):
+    """Set `conversion_error_count` on each session, in one query whatever their number."""
+    counts = dict(
+        Scan.objects.filter(session__in=[session.pk for session in sessions])
+        .exclude(conversion_errors="")
+        .values("session_id")
+        .annotate(count=Count("id"))
+        .values_list("session_id", "count")
+    )
+    for session in sessions:
+        session.conversion_error_count = counts.get(session.pk, 0)

@@ -59,7 +59,9 @@ def study_detail(request, nickname):
         needs_review_only=needs_review_only,
     )
     page = Paginator(timepoints, TIMEPOINTS_PER_PAGE).get_page(request.GET.get("page"))
-    selectors.attach_missing_scans(page.object_list)
+    sessions = [session for timepoint in page.object_list for session in timepoint.session_list]
+    compliance_selectors.attach_session_compliance(sessions)
+    selectors.attach_conversion_error_counts(sessions)
     needs_review_count = selectors.needs_review_count(
         permissions.visible_sessions(request.user).filter(timepoint__study=study)
     )

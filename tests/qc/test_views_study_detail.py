@@ -46,7 +46,7 @@ def test_overview_missing_scans_title_lists_tags(reviewer_client, reviewer):
     response = reviewer_client.get(overview_url())
 
     line = session_line(response.text, scenario.sessions[0].name)
-    assert 'data-status="missing-scans"' in line
+    assert 'data-compliance="missing-scans"' in line
     assert 'title="Fewer scans than expected: DTI60-1000 (1 of 2)"' in line
 
 
@@ -57,7 +57,7 @@ def test_overview_no_missing_badge_when_complete(reviewer_client, reviewer):
     ScanFactory(session=session, scantype=ScantypeFactory(tag="DTI60-1000"), series=9)
     response = reviewer_client.get(overview_url())
 
-    assert 'data-status="missing-scans"' not in session_line(response.text, session.name)
+    assert 'data-compliance="missing-scans"' not in session_line(response.text, session.name)
 
 
 def test_overview_phantom_uses_phantom_count(reviewer_client, reviewer):
@@ -67,7 +67,7 @@ def test_overview_phantom_uses_phantom_count(reviewer_client, reviewer):
     response = reviewer_client.get(overview_url())
 
     phantom = session_line(response.text, scenario.phantom.name)
-    assert 'data-status="missing-scans"' not in phantom
+    assert 'data-compliance="missing-scans"' not in phantom
     assert 'data-status="no-sign-off-needed"' in phantom
     assert 'data-status="needs-review"' not in phantom
 
@@ -143,10 +143,24 @@ def test_overview_query_count(reviewer_client, reviewer, django_assert_num_queri
     study_with_timepoints(count, reviewer)
 
     # 1 session, 2 user, 3 study, 4 paginator count, 5 timepoints with site, 6 sessions with
-    # status and new-scan count, 7 expected scans, 8 scan count per session and tag,
-    # 9 sessions needing review in the study.
-    with django_assert_num_queries(9):
+    # status and new-scan count; the compliance badges add 7 the sessions' study sites,
+    # 8 expected scans, 9 scan count per session and tag, 10 missing-scan dismissals, 11 header
+    # diff count per session and status; 12 conversion errors per session, 13 sessions needing
+    # review in the study.
+    with django_assert_num_queries(13):
         response = reviewer_client.get(overview_url())
 
     assert response.status_code == 200
     assert len(response.context["page"].object_list) == count + 1
+
+
+def test_overview_shows_conversion_errors(reviewer_client, reviewer):
+    scenario = study_with_timepoints(1, reviewer)
+    session = scenario.sessions[0]
+    ScanFactory(session=session, series=30, conversion_errors="Missing images? Expected 36")
+
+    response = reviewer_client.get(overview_url())
+
+    line = session_line(response.text, session.name)
+    assert 'data-compliance="conversion-error"' in line
+    assert "1 conversion error<" in line
