@@ -375,6 +375,9 @@ STORAGES = {
 # Folder that holds the study archives. A study's archive is ARCHIVE_ROOT/<ProjectDir> unless
 # sync_config read an absolute DatmanProjectsDir from datman's config.
 ARCHIVE_ROOT = Path(env.str("ARCHIVE_ROOT", default=str(BASE_DIR / "demo" / "archive")))
+# When set (e.g. /protected-archive/), archive files under ARCHIVE_ROOT are sent by nginx through
+# X-Accel-Redirect after the permission check, instead of streaming through a gunicorn worker.
+ARCHIVE_ACCEL_REDIRECT_PREFIX = env.str("ARCHIVE_ACCEL_REDIRECT_PREFIX", default="")
 
 # --- Front end ------------------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
 """Archive files (QC images, NIfTI volumes) served behind the permission check."""
 
 import mimetypes
+from urllib.parse import quote
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.views.decorators.http import require_GET
 
 from accounts import permissions
@@ -27,10 +29,30 @@ def archive_file(request, study, relative_path):
         raise Http404(f"No file {relative_path} in the archive of {study}.")
 
     content_type, _ = mimetypes.guess_type(path.name)
+    accel_response = _accel_redirect(path, content_type)
+    if accel_response is not None:
+        return accel_response
     # FileResponse closes the file when the response is finished.
     response = FileResponse(
         path.open("rb"),  # noqa: SIM115
         content_type=content_type or "application/octet-stream",
     )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _accel_redirect(path, content_type):
+    """Hand the file to nginx with X-Accel-Redirect when ARCHIVE_ACCEL_REDIRECT_PREFIX is set.
+
+    Only files under ARCHIVE_ROOT can be handed over, because nginx maps the prefix to that
+    folder; others are served by the app. The permission check has already passed.
+    """
+    prefix = settings.ARCHIVE_ACCEL_REDIRECT_PREFIX
+    archive_root = settings.ARCHIVE_ROOT.resolve()
+    if not prefix or not path.is_relative_to(archive_root):
+        return None
+    response = HttpResponse(content_type=content_type or "application/octet-stream")
+    relative = path.relative_to(archive_root).as_posix()
+    response["X-Accel-Redirect"] = prefix.rstrip("/") + "/" + quote(relative)
     response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -80,3 +80,36 @@ def test_archive_file_missing_or_folder_404(reviewer_client, archive, path):
 
 def test_archive_file_unknown_study_404(reviewer_client, archive):
     assert reviewer_client.get(file_url("qc/SPN01_CMH_0001_01/T1.png", "NOPE")).status_code == 404
+
+
+def test_archive_file_handed_to_nginx(reviewer_client, archive, settings):
+    settings.ARCHIVE_ROOT = archive.parent
+    settings.ARCHIVE_ACCEL_REDIRECT_PREFIX = "/protected-archive/"
+
+    response = reviewer_client.get(file_url("qc/SPN01_CMH_0001_01/T1.png"))
+
+    assert response.status_code == 200
+    assert response["X-Accel-Redirect"] == "/protected-archive/SPINS/qc/SPN01_CMH_0001_01/T1.png"
+    assert response["Content-Type"] == "image/png"
+    assert response.content == b""
+
+
+def test_archive_outside_root_not_handed_to_nginx(reviewer_client, archive, settings, tmp_path):
+    settings.ARCHIVE_ROOT = tmp_path / "elsewhere"
+    settings.ARCHIVE_ACCEL_REDIRECT_PREFIX = "/protected-archive/"
+
+    response = reviewer_client.get(file_url("qc/SPN01_CMH_0001_01/T1.png"))
+
+    assert response.status_code == 200
+    assert not response.has_header("X-Accel-Redirect")
+    assert b"".join(response.streaming_content) == PNG_BYTES
+
+
+def test_denied_file_never_handed_to_nginx(reviewer_client, archive, settings):
+    settings.ARCHIVE_ROOT = archive.parent
+    settings.ARCHIVE_ACCEL_REDIRECT_PREFIX = "/protected-archive/"
+
+    response = reviewer_client.get(file_url("../secret.txt"))
+
+    assert response.status_code == 404
+    assert not response.has_header("X-Accel-Redirect")
