@@ -353,7 +353,7 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="qcdash@localhost")
 # --- Files ----------------------------------------------------------------------------------
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 # Front-end packages come from the npm registry (package-lock.json) and are served by the app,
 # never from a CDN, because labs run qcdash on closed networks.
 STATICFILES_DIRS = [
