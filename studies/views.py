@@ -1,6 +1,7 @@
 """Archive files (QC images, NIfTI volumes) served behind the permission check."""
 
 import mimetypes
+import posixpath
 from urllib.parse import quote
 
 from django.conf import settings
@@ -15,18 +16,22 @@ from accounts import permissions
 @require_GET
 def archive_file(request, study, relative_path):
     study = permissions.get_study(request.user, study)
-    if not permissions.can_view_file(request.user, study, relative_path):
-        # A site-restricted member gets the same answer for another site's file as for a file
-        # that does not exist, so the archive does not reveal which IDs it holds.
-        raise Http404(f"No file {relative_path} in the archive of {study}.")
+    not_found = Http404(f"No file {relative_path} in the archive of {study}.")
     root = study.archive_root.resolve()
     # Resolve symlinks and ".." before the containment check, so neither can leave the archive.
     try:
         path = (root / relative_path).resolve(strict=True)
-    except (OSError, RuntimeError) as error:
-        raise Http404(f"No file {relative_path} in the archive of {study}.") from error
+    except (OSError, RuntimeError, ValueError) as error:
+        # ValueError: a NUL byte in the path.
+        raise not_found from error
     if not path.is_relative_to(root) or not path.is_file():
-        raise Http404(f"No file {relative_path} in the archive of {study}.")
+        raise not_found
+    # The site check reads the requested path with ".." collapsed but symlinks kept, because
+    # datman's BIDS layout links data/nii/<ID>/ files into folders that name no datman ID.
+    if not permissions.can_view_file(request.user, study, posixpath.normpath(relative_path)):
+        # A site-restricted member gets the same answer for another site's file as for a file
+        # that does not exist, so the archive does not reveal which IDs it holds.
+        raise not_found
 
     content_type, _ = mimetypes.guess_type(path.name)
     accel_response = _accel_redirect(path, content_type)

@@ -113,3 +113,45 @@ def test_denied_file_never_handed_to_nginx(reviewer_client, archive, settings):
 
     assert response.status_code == 404
     assert not response.has_header("X-Accel-Redirect")
+
+
+@pytest.fixture
+def cmh_only_client(client, archive):
+    from accounts.models import Role, StudyMembership
+    from studies.models import Study
+    from tests.studies.factories import SiteFactory, StudySiteFactory, UserFactory
+
+    study = Study.objects.get(nickname="SPINS")
+    cmh = SiteFactory(name="CMH")
+    StudySiteFactory(study=study, site=cmh, code="SPN01")
+    StudySiteFactory(study=study, site=SiteFactory(name="ZHH"), code="SPN01")
+    (archive / "metadata").mkdir()
+    (archive / "metadata" / "checklist.csv").write_text("SPN01_ZHH_0002_01 bad motion\n")
+    user = UserFactory(username="cmh-only")
+    StudyMembership.objects.create(user=user, study=study, site=cmh, role=Role.QC_REVIEWER)
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "metadata/checklist.csv",
+        "qc/SPN01_CMH_0001_01/../../metadata/checklist.csv",
+        "qc/SPN01_CMH_0001_01/..%2f..%2fmetadata/checklist.csv",
+        "qc/SPN01_CMH_0001_01/%2e%2e/%2e%2e/metadata/checklist.csv",
+    ],
+)
+def test_site_member_cannot_climb_to_study_files(cmh_only_client, path):
+    response = cmh_only_client.get(f"/files/SPINS/{path}")
+    assert response.status_code == 404
+
+
+def test_site_member_gets_own_site_file(cmh_only_client):
+    response = cmh_only_client.get(file_url("qc/SPN01_CMH_0001_01/T1.png"))
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["%00", "qc/SPN01_CMH_0001_01/a%00b.png"])
+def test_nul_byte_in_path_404(reviewer_client, archive, path):
+    assert reviewer_client.get(f"/files/SPINS/{path}").status_code == 404
