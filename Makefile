@@ -11,7 +11,7 @@ HOST := 127.0.0.1:8000
 run: install
 	$(MAKE) --no-print-directory demo
 	@echo "Serving qcdash on http://$(HOST)/ (sign in as reviewer@example.org / qcdash-demo)"
-	@trap 'kill 0' INT TERM EXIT; \
+	@trap 'trap - INT TERM EXIT; kill 0' INT TERM EXIT; \
 	$(BIN)/python manage.py qcluster & \
 	$(BIN)/python manage.py runserver --noreload $(HOST)
 
@@ -38,7 +38,7 @@ serve: install
 	$(MAKE) --no-print-directory demo DEMO_ENV="$(SERVE_ENV)"
 	$(SERVE_ENV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@echo "Serving qcdash with gunicorn on http://$(HOST)/ (DEBUG off; reviewer@example.org / qcdash-demo)"
-	@trap 'kill 0' INT TERM EXIT; \
+	@trap 'trap - INT TERM EXIT; kill 0' INT TERM EXIT; \
 	$(SERVE_ENV) $(BIN)/python manage.py qcluster & \
 	$(SERVE_ENV) $(BIN)/gunicorn qcdash.wsgi --bind $(HOST) --workers 3 --access-logfile -
 

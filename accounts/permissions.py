@@ -391,3 +391,13 @@ def require_record_sessions(user, study, site=None):
         raise PermissionDenied(
             f"You may not record sessions or scans of {where}; this needs a study admin."
         )
+
+
+def can_view_notification_log(user):
+    """Whether the user may see the log of notification emails (dashboard admins)."""
+    return is_dashboard_admin(user)
+
+
+def require_view_notification_log(user):
+    if not can_view_notification_log(user):
+        raise PermissionDenied

@@ -4,9 +4,7 @@ its emails only after the transaction commits."""
 import logging
 from dataclasses import dataclass
 
-from django.core.mail import send_mail
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts import permissions
@@ -19,6 +17,8 @@ from accounts.models import (
     StudyMembership,
     User,
 )
+from notifications.models import NotificationKind
+from notifications.services import notify
 
 logger = logging.getLogger(__name__)
 
@@ -47,35 +47,26 @@ class Grant:
 # --- Email ----------------------------------------------------------------------------------
 
 
-def dashboard_admin_emails():
-    """Return the addresses of every active dashboard admin."""
-    return list(
-        User.objects.filter(is_active=True, is_dashboard_admin=True)
-        .order_by("email")
-        .values_list("email", flat=True)
-    )
+def dashboard_admins():
+    """Return every active dashboard admin."""
+    return list(User.objects.filter(is_active=True, is_dashboard_admin=True).order_by("email"))
 
 
-def _send_after_commit(template, context, recipients):
-    """Send the email `accounts/email/<template>.txt` once the transaction commits.
+def _notify(kind, template, context, recipients):
+    """Record the email `accounts/email/<template>.txt` for each recipient in the notification
+    log; it is sent by a background task once the transaction commits.
 
-    The template's first line is the subject and the rest the body.
+    The template's first line is the subject and the rest the body. Each recipient gets it at
+    most once per account request.
     """
-    recipients = [address for address in recipients if address]
-    if not recipients:
-        return
-    text = render_to_string(f"accounts/email/{template}.txt", context)
-    subject, _, body = text.strip().partition("\n")
-
-    def send():
-        try:
-            send_mail(subject.strip(), body.strip() + "\n", None, recipients)
-        except OSError:
-            logger.exception("email %s to %s failed", template, ", ".join(recipients))
-        else:
-            logger.info("email %s sent to %s", template, ", ".join(recipients))
-
-    transaction.on_commit(send)
+    notify(
+        kind=kind,
+        key=f"account-request:{context['account_request'].pk}:{template}",
+        recipients=recipients,
+        template=f"accounts/email/{template}",
+        context=context,
+        include_inactive=True,
+    )
 
 
 def _record(kind, *, user, actor, study=None, detail=""):
@@ -130,8 +121,8 @@ def submit_account_request(user, *, institution, position, studies_and_sites, re
     logger.info("account request %s submitted by %s", account_request.pk, user.email)
 
     context = {"account_request": account_request, "user": user, "queue_url": queue_url}
-    _send_after_commit("request_received", context, [user.email])
-    _send_after_commit("request_new_admin", context, dashboard_admin_emails())
+    _notify(NotificationKind.ACCOUNT_REQUESTED, "request_received", context, [user])
+    _notify(NotificationKind.ACCOUNT_REQUESTED, "request_new_admin", context, dashboard_admins())
     return account_request
 
 
@@ -182,8 +173,8 @@ def approve_account_request(account_request, *, actor, grants, login_url=""):
         "scopes": scopes,
         "login_url": login_url,
     }
-    _send_after_commit("request_approved", context, [user.email])
-    _send_after_commit("request_decided_admin", context, dashboard_admin_emails())
+    _notify(NotificationKind.ACCOUNT_DECIDED, "request_approved", context, [user])
+    _notify(NotificationKind.ACCOUNT_DECIDED, "request_decided_admin", context, dashboard_admins())
     return account_request
 
 
@@ -207,8 +198,8 @@ def reject_account_request(account_request, *, actor, reason):
     logger.info("account request %s of %s rejected by %s", account_request.pk, user, actor)
 
     context = {"account_request": account_request, "user": user, "actor": actor}
-    _send_after_commit("request_rejected", context, [user.email])
-    _send_after_commit("request_decided_admin", context, dashboard_admin_emails())
+    _notify(NotificationKind.ACCOUNT_DECIDED, "request_rejected", context, [user])
+    _notify(NotificationKind.ACCOUNT_DECIDED, "request_decided_admin", context, dashboard_admins())
     return account_request
 
 

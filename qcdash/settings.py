@@ -13,7 +13,8 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# QCDASH_ENV_FILE names another settings file; variables already in the environment win.
+environ.Env.read_env(env.str("QCDASH_ENV_FILE", default=str(BASE_DIR / ".env")), overwrite=False)
 
 # --- Core -----------------------------------------------------------------------------------
 
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "django_q",
     "accounts",
+    "notifications",
     "studies",
     "qc",
     "redcap",
@@ -118,8 +120,9 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Wait for a writer instead of failing with "database is locked" when the web process and
-    # the background worker write at the same time.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # the background worker write at the same time. IMMEDIATE takes the write lock when a
+    # transaction starts; a deferred transaction that later needs to write fails at once.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -349,6 +352,13 @@ QCDASH_PIPELINE_USER = env.str("QCDASH_PIPELINE_USER", default="")
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="qcdash@localhost")
+# Folder for the messages of django.core.mail.backends.filebased.EmailBackend (one file per
+# connection); only read when EMAIL_BACKEND is that backend.
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default="")
+# The address people open qcdash at, without a trailing slash; links in emails start with it.
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
+# Attempts to send one notification email (the first and the retries) before it stays failed.
+NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=3)
 
 # --- Files ----------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ over an unchanged archive writes nothing.
 
 import json
 import logging
+import uuid
 import zlib
 from collections import Counter, defaultdict
 from contextlib import nullcontext, suppress
@@ -31,7 +32,7 @@ from nibabel.filebasedimages import ImageFileError
 
 from studies import datman_ids
 from studies.models import ExpectedScan, Scan, Scantype, Session, StudySite, Timepoint
-from studies.signals import sessions_imported
+from studies.signals import import_finished, sessions_imported
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +194,9 @@ class _ArchiveImporter:
         self._load_study_sites()
         self.requested = self._parse_session_ids(session_ids)
         self.found_sessions = set()
+        # Sessions created by this run whose transaction committed, for `import_finished`.
+        self.created_sessions = []
+        self.run_id = uuid.uuid4().hex
         self.timepoint_folders = {}
 
     # --- Set-up ---------------------------------------------------------------------------
@@ -290,7 +294,14 @@ class _ArchiveImporter:
 
         self._report_missing_sessions(nii_root)
         self._log_finish()
+        if not self.dry_run:
+            transaction.on_commit(self._announce_finish)
         return self.result
+
+    def _announce_finish(self):
+        import_finished.send(
+            sender=Session, study=self.study, created=self.created_sessions, run_id=self.run_id
+        )
 
     def _list_timepoint_folders(self, nii_root):
         folders = []
@@ -601,6 +612,8 @@ class _ArchiveImporter:
         study = self.study
 
         def send():
+            if created:
+                self.created_sessions.append(session)
             sessions_imported.send(
                 sender=Session,
                 study=study,

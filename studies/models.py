@@ -22,6 +22,13 @@ class Study(models.Model):
         blank=True,
         help_text="Absolute path of the study folder (datman's DatmanProjectsDir/ProjectDir).",
     )
+    survey_reminder_hours = models.PositiveIntegerField(
+        default=48,
+        help_text=(
+            "Hours after a session's import before its site's RAs and the study's staff "
+            "contacts are reminded of a missing REDCap survey."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

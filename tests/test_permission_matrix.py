@@ -237,6 +237,15 @@ MATRIX = {
     ("accounts:study_member_grant", "POST"): STUDY_ADMIN_WRITE,
     ("accounts:study_member_revoke", "GET"): POST_ONLY,
     ("accounts:study_member_revoke", "POST"): STUDY_ADMIN_WRITE,
+    # Notifications: own preferences, failed emails (dashboard admins), a study's recipients.
+    ("notifications:preferences", "GET"): SIGNED_IN,
+    ("notifications:preferences", "POST"): row(
+        LOGIN, FOUND, FOUND, FOUND, FOUND, FOUND, FOUND, FOUND, LOGIN
+    ),
+    ("notifications:failed", "GET"): ADMIN_READ,
+    ("notifications:failed", "POST"): GET_ONLY,
+    ("notifications:study_recipients", "GET"): STUDY_ADMIN_READ,
+    ("notifications:study_recipients", "POST"): GET_ONLY,
     # Representatives of allauth's URLs.
     ("account_login", "GET"): SIGNED_OUT_ONLY,
     ("account_signup", "GET"): SIGNED_OUT_ONLY,
@@ -378,6 +387,7 @@ def url_for(name, objects, site="cmh"):
         "accounts:user_deactivate": {"pk": objects["target"].pk},
         "accounts:user_reactivate": {"pk": objects["deactivated"].pk},
         "accounts:study_members": {"nickname": "SPINS"},
+        "notifications:study_recipients": {"nickname": "SPINS"},
         "accounts:study_member_grant": {"nickname": "SPINS"},
         "accounts:study_member_revoke": {
             "nickname": "SPINS",

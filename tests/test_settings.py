@@ -22,7 +22,9 @@ def setting_variables():
 
 def example_variables():
     lines = (ROOT / ".env.example").read_text().splitlines()
-    return {line.split("=", 1)[0] for line in lines if re.match(r"^[A-Z_]+=", line)}
+    # A variable is listed as "NAME=value", or commented out as "# NAME=" when it has no default.
+    assignments = (re.match(r"^(?:# )?([A-Z_]+)=", line) for line in lines)
+    return {match.group(1) for match in assignments if match}
 
 
 def run_manage(*args, env):
@@ -76,3 +78,16 @@ def test_unknown_log_format_stops_start_up():
     result = run_manage("check", env={"LOG_FORMAT": "xml"})
     assert result.returncode != 0
     assert "LOG_FORMAT is 'xml'" in result.stderr
+
+
+def test_env_example_sets_no_empty_values():
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    empty = [line for line in lines if re.match(r"^[A-Z_]+=$", line)]
+    assert empty == []
+
+
+def test_copied_env_example_starts(tmp_path):
+    env = {"QCDASH_ENV_FILE": str(tmp_path / ".env")}
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    result = run_manage("check", env=env)
+    assert result.returncode == 0, result.stderr

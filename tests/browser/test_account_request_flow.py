@@ -1,6 +1,7 @@
 """An account request from sign-up to approval to the first sign-in, in Chromium."""
 
 from django.core import mail
+from django_q.conf import Conf
 
 from accounts.models import AccountRequest, StudyMembership
 from tests.studies.factories import (
@@ -21,7 +22,9 @@ def sign_in(page, live_server, email, password):
     page.click("form.login-form button[type=submit]")
 
 
-def test_account_request_flow(transactional_db, live_server, page, tmp_path):
+def test_account_request_flow(transactional_db, live_server, page, tmp_path, monkeypatch):
+    # The live server runs in this process, so its queued email tasks run at once.
+    monkeypatch.setattr(Conf, "SYNC", True)
     study_site = StudySiteFactory(
         study=StudyFactory(nickname="SPINS"), site=SiteFactory(name="CMH")
     )

@@ -904,3 +904,30 @@ def test_sessions_imported_signal_once_per_change(real_archive, django_capture_o
     assert created == sorted(str(session) for session in Session.objects.all())
     assert all(nickname == "STUDY" for nickname, _, _ in first_run)
     assert received == []
+
+
+def test_import_finished_signal_once_per_run(real_archive, django_capture_on_commit_callbacks):
+    received = []
+
+    def record(sender, study, created, run_id, **kwargs):
+        received.append((study.nickname, sorted(str(session) for session in created), run_id))
+
+    importer.import_finished.connect(record)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            run_import("STUDY", "--dry-run")
+        dry_runs = list(received)
+        with django_capture_on_commit_callbacks(execute=True):
+            run_import("STUDY")
+        with django_capture_on_commit_callbacks(execute=True):
+            run_import("STUDY")
+    finally:
+        importer.import_finished.disconnect(record)
+
+    assert dry_runs == []
+    assert len(received) == 2
+    (nickname, created, first_id), (_, created_again, second_id) = received
+    assert nickname == "STUDY"
+    assert created == sorted(str(session) for session in Session.objects.all())
+    assert created_again == []
+    assert first_id != second_id
