@@ -21,6 +21,7 @@ demo: install
 	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
 	$(DEMO_ENV) $(BIN)/python manage.py make_demo_archive $(DEMO) --force
 	$(DEMO_ENV) $(BIN)/python manage.py sync_config $(DEMO)/config/main_config.yml
+	$(DEMO_ENV) $(BIN)/python manage.py load_gold_standards DEMO
 	@# The demo archive holds one malformed file name on purpose, so the import exits 1.
 	-$(DEMO_ENV) $(BIN)/python manage.py import_archive DEMO
 	$(DEMO_ENV) $(BIN)/python manage.py create_demo_accounts --force

@@ -60,6 +60,8 @@ class DemoSession:
     tags: tuple
     series: dict = field(default_factory=dict)
     conversion_error_tag: str = ""
+    # Sidecar values that differ from the protocol, per tag, so header checks find deviations.
+    deviations: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -182,12 +184,16 @@ SESSIONS = (
     DemoSession(
         "DEM01_CMH_0002_01_01", ("T1", "RST", "DTI60-1000"), conversion_error_tag="DTI60-1000"
     ),
-    DemoSession("DEM01_CMH_0003_01_01", ("T1", "RST", "DTI60-1000")),
+    DemoSession(
+        "DEM01_CMH_0003_01_01", ("T1", "RST", "DTI60-1000"), deviations={"RST": {"FlipAngle": 75}}
+    ),
     DemoSession("DEM01_CMH_PHA_FBN0001", ("T1", "RST")),
     DemoSession("DEM01_UTO_0001_01_01", ("T1", "RST", "DTI60-1000")),
     # UTO expects a diffusion scan, which this session lacks.
     DemoSession("DEM01_UTO_0002_01_01", ("T1", "RST")),
-    DemoSession("DEM01_UTO_0003_01_01", ("T1", "RST", "DTI60-1000")),
+    DemoSession(
+        "DEM01_UTO_0003_01_01", ("T1", "RST", "DTI60-1000"), deviations={"T1": {"FlipAngle": 8}}
+    ),
 )
 
 # A file exported with an XNAT scan ID instead of the DICOM series number: import skips it.
@@ -224,6 +230,7 @@ def build_demo_archive(root, *, force=False):
     _write(archive, study_root / MARKER_FILE, b"Written by qcdash make_demo_archive.\n")
     for session in SESSIONS:
         _write_session(archive, session)
+    _write_gold_standards(archive)
     _write_malformed_file(archive)
     _write_config(archive)
     return archive
@@ -277,6 +284,7 @@ def _write_session(archive, session):
         _write(archive, nii_dir / f"{stem}.nii.gz", nifti_bytes(data, protocol))
         archive.nifti_files += 1
         sidecar = _sidecar(ident, protocol, series, position)
+        sidecar.update(session.deviations.get(tag, {}))
         _write(archive, nii_dir / f"{stem}.json", json.dumps(sidecar, indent="\t") + "\n")
         if tag == "DTI60-1000":
             _write(archive, nii_dir / f"{stem}.bval", " ".join(map(str, BVALUES)) + "\n")
@@ -289,6 +297,31 @@ def _write_session(archive, session):
         if not ident.is_phantom:
             # datman's QC report writes no images for anatomical or fMRI phantom scans.
             _write_qc_images(archive, qc_dir, stem, protocol, data)
+
+
+def _write_gold_standards(archive):
+    """Write one gold standard per site and tag in metadata/standards/, as datman keeps them.
+
+    Each is the sidecar of the first human session at the site with that tag, before any
+    deviation, so the deviating demo scans show as header mismatches.
+    """
+    standards = archive.study_root / "metadata" / "standards"
+    written = set()
+    for session in SESSIONS:
+        ident = datman_ids.parse_session_id(session.session_id)
+        if ident.is_phantom:
+            continue
+        for position, tag in enumerate(session.tags):
+            if (ident.site, tag) in written:
+                continue
+            written.add((ident.site, tag))
+            protocol = PROTOCOLS[tag]
+            series = session.series.get(tag, FIRST_SERIES[ident.site][tag])
+            stem = datman_ids.make_filename(ident, tag, series, protocol.series_description)
+            sidecar = _sidecar(ident, protocol, series, position)
+            _write(archive, standards / f"{stem}.json", json.dumps(sidecar, indent="\t") + "\n")
+            if tag == "DTI60-1000":
+                _write(archive, standards / f"{stem}.bval", " ".join(map(str, BVALUES)) + "\n")
 
 
 def _sidecar(ident, protocol, series, position):

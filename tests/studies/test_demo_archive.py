@@ -305,3 +305,16 @@ def test_demo_second_import_changes_nothing(imported_demo):
         "Imported DEMO: 0 timepoints, 0 sessions, 0 scans created, 0 updated, 22 unchanged, "
         "1 skipped"
     ) in stdout
+
+
+def test_demo_archive_has_gold_standards(tmp_path):
+    from studies.demo import build_demo_archive
+
+    archive = build_demo_archive(tmp_path / "demo")
+
+    standards = sorted(
+        path.name for path in (archive.study_root / "metadata" / "standards").iterdir()
+    )
+    assert len([name for name in standards if name.endswith(".json")]) == 6
+    assert len([name for name in standards if name.endswith(".bval")]) == 2
+    assert "DEM01_CMH_0001_01_01_T1_02_Sag-T1-BRAVO.json" in standards
