@@ -29,7 +29,7 @@ def archive_file(request, study, relative_path):
     # The site check reads the requested path with ".." collapsed but symlinks kept, because
     # datman's BIDS layout links data/nii/<ID>/ files into folders that name no datman ID.
     if not permissions.can_view_file(request.user, study, posixpath.normpath(relative_path)):
-        # A site-restricted member gets the same answer for another site's file as for a file
+        # A site-restricted member gets the same response for another site's file as for a file
         # that does not exist, so the archive does not reveal which IDs it holds.
         raise not_found
 
@@ -50,7 +50,7 @@ def _accel_redirect(path, content_type):
     """Hand the file to nginx with X-Accel-Redirect when ARCHIVE_ACCEL_REDIRECT_PREFIX is set.
 
     Only files under ARCHIVE_ROOT can be handed over, because nginx maps the prefix to that
-    folder; others are served by the app. The permission check has already passed.
+    folder. The app serves the others. The caller has already checked the permission.
     """
     prefix = settings.ARCHIVE_ACCEL_REDIRECT_PREFIX
     archive_root = settings.ARCHIVE_ROOT.resolve()

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.postgresql, pytest.mark.django_db(transaction=True)]
 
 
 def run_together(*actions):
-    """Run the actions in threads that start at once; return the exceptions raised."""
+    """Run the actions in threads that start at once and return the exceptions raised."""
     barrier = threading.Barrier(len(actions))
     errors = []
 
