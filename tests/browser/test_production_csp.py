@@ -130,5 +130,10 @@ def test_review_under_csp(production_server, page, session_of_three_scans):  # n
     assert ScanReview.objects.get(scan=t1).state == QCState.APPROVED
     images = page.locator(".qc-image img")
     assert images.count() == 3
-    assert all(image.evaluate("element => element.naturalWidth") > 0 for image in images.all())
+    for image in images.all():
+        # QC images load lazily: bring each into view and wait until it has loaded.
+        image.scroll_into_view_if_needed()
+        page.wait_for_function(
+            "element => element.complete && element.naturalWidth > 0", arg=image.element_handle()
+        )
     assert violations == []

@@ -76,7 +76,13 @@ def test_review_flow(transactional_db, live_server, page, session_of_three_scans
     page.wait_for_url(f"**/timepoints/{session.timepoint.name}/")
     row = page.locator(f"#scan-{rst.pk}")
     assert row.locator(".qc-state").text_content() == "new"
-    assert row.locator("img").first.evaluate("image => image.naturalWidth") == 64
+    # QC images load lazily: bring the first into view and wait until it has loaded.
+    image = row.locator("img").first
+    image.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "image => image.complete && image.naturalWidth > 0", arg=image.element_handle()
+    )
+    assert image.evaluate("image => image.naturalWidth") == 64
 
     # Flag in place: htmx swaps the row, so a marker set on the page survives.
     page.evaluate("window.reviewMarker = 1")

@@ -13,10 +13,10 @@ from tests.studies.factories import UserFactory
 WORKERS = 2
 
 
+# SQLite serialises its writers, so the threads would not race there.
+@pytest.mark.postgresql
 @pytest.mark.django_db(transaction=True)
 def test_two_threads_send_once():
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite serialises its writers, so the threads would not race")
     notification = Notification.objects.create(
         recipient=UserFactory(email="ra@example.org"),
         kind=NotificationKind.MISSING_SURVEY,
