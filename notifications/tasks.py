@@ -23,15 +23,15 @@ def _summary(run):
 
 
 def send_survey_reminders():
-    """The hourly missing-survey reminder job."""
+    """Send the missing-survey reminders that are due (run hourly)."""
     return _summary(services.send_survey_reminders())
 
 
 def retry_failed_notifications():
-    """The retry job for failed notification emails."""
+    """Retry the failed notification emails that have attempts left."""
     return _summary(services.retry_failed_notifications())
 
 
 def send_digests():
-    """The daily digest job."""
+    """Send the digests that are due today (run daily)."""
     return _summary(services.send_digests())

@@ -8,10 +8,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts import permissions
+from accounts.redirects import safe_redirect_url
 from qc import compliance_selectors, compliance_services
 from qc.compliance import HeaderDiffStatus
 from qc.compliance_forms import DeviationResolutionForm, MissingScansDismissalForm
@@ -83,15 +83,6 @@ def study_compliance_csv(request, nickname):
     )
 
 
-def _redirect_target(request, default):
-    target = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return default
-
-
 def _form_errors(form):
     return " ".join(message for messages_ in form.errors.values() for message in messages_)
 
@@ -136,7 +127,11 @@ def resolve_deviation(request, name):
                 )
     else:
         messages.error(request, _form_errors(form))
-    return redirect(_redirect_target(request, reverse("qc:scan_detail", args=[scan.name])))
+    return redirect(
+        safe_redirect_url(
+            request, request.POST.get("next", ""), reverse("qc:scan_detail", args=[scan.name])
+        )
+    )
 
 
 @login_required
@@ -165,4 +160,4 @@ def dismiss_missing_scans(request, session_id):
     else:
         messages.error(request, _form_errors(form))
     default = reverse("qc:timepoint_detail", args=[timepoint.name])
-    return redirect(_redirect_target(request, default))
+    return redirect(safe_redirect_url(request, request.POST.get("next", ""), default))

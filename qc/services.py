@@ -51,8 +51,8 @@ def review_scan(scan, *, reviewer, state, comment=""):
         )
 
     with transaction.atomic():
-        # Lock the session first, then the scan, in the same order as sign_off_session: a review
-        # and a sign-off of one session then wait for each other instead of deadlocking, and a
+        # Lock the session first, then the scan, in the same order as sign_off_session. A review
+        # and a sign-off of one session then wait for each other instead of deadlocking, so a
         # sign-off never approves a scan that a review is flagging at that moment.
         Session.objects.select_for_update().only("pk").get(pk=scan.session_id)
         target = Scan.objects.select_for_update().get(pk=scan.review_target_id)

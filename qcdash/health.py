@@ -1,6 +1,6 @@
 """Liveness and readiness endpoints for load balancers and monitoring.
 
-Both answer JSON without a login, and name no file paths, hosts or versions.
+Both return JSON without a login, and name no file paths, hosts or versions.
 """
 
 import logging
@@ -90,7 +90,7 @@ NEEDS_DATABASE = {"migrations", "worker"}
 @never_cache
 @require_GET
 def healthz(request):
-    """The process is up and answering; nothing else is checked."""
+    """Return 200 while the process runs. Nothing else is checked."""
     return JsonResponse({"status": "ok"})
 
 

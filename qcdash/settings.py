@@ -297,7 +297,7 @@ Q_CLUSTER = {
     "name": "qcdash",
     "orm": "default",
     "workers": env.int("Q_WORKERS", default=2),
-    # A task gets `timeout` seconds; a task not acknowledged after `retry` seconds is handed
+    # A task gets `timeout` seconds. A task not acknowledged after `retry` seconds is handed
     # out again, so retry must be longer than timeout or a slow task runs twice.
     "timeout": 300,
     "retry": 360,

@@ -16,8 +16,8 @@ from accounts.models import Role, StudyMembership
 from studies.models import Study
 from tests.studies.factories import UserFactory
 
-# The real datman, dcm2niix and dashboard files the tests read in place. This is the one place
-# that knows where they live; QCDASH_REAL_FIXTURES overrides it.
+# The real datman, dcm2niix and dashboard files the tests read in place. This is the one setting
+# that names their folder, and QCDASH_REAL_FIXTURES overrides it.
 REAL_FIXTURES = Path(
     os.environ.get(
         "QCDASH_REAL_FIXTURES",
