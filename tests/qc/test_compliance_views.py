@@ -375,7 +375,10 @@ def test_resolve_invalid_form_shows_error(reviewer_client):
     assert response.redirect_chain[0][0] == reverse("qc:scan_detail", args=[scan.name])
 
 
-def test_resolve_unsafe_next_ignored(reviewer_client):
+@pytest.mark.parametrize(
+    "target", ["https://evil.example.org/", "/\\evil.example.org", "/accounts/logout/"]
+)
+def test_resolve_unsafe_next_ignored(reviewer_client, target):
     scan = accented_scan()
     diff = HeaderDiff.objects.current().get(scan=scan)
 
@@ -385,7 +388,7 @@ def test_resolve_unsafe_next_ignored(reviewer_client):
             "header_diff": diff.pk,
             "field": "SeriesDescription",
             "decision": "violation",
-            "next": "https://evil.example.org/",
+            "next": target,
         },
     )
 
