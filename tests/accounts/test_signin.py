@@ -287,3 +287,11 @@ def test_failed_sign_ins_rate_limited(client):
     response = sign_in(client, "alice@example.org")
     assert response.status_code == 200
     assert "_auth_user_id" not in client.session
+
+
+def test_sign_in_page_links_password_reset_once_and_has_an_icon(client):
+    response = client.get(reverse("account_login"))
+
+    html = response.content.decode()
+    assert html.count(reverse("account_reset_password")) == 1
+    assert 'rel="icon"' in html
