@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import permissions
+from accounts import permissions, signals
 from accounts.models import (
     AccessEvent,
     AccessEventKind,
@@ -17,8 +17,6 @@ from accounts.models import (
     StudyMembership,
     User,
 )
-from notifications.models import NotificationKind
-from notifications.services import notify
 
 logger = logging.getLogger(__name__)
 
@@ -52,20 +50,14 @@ def dashboard_admins():
     return list(User.objects.filter(is_active=True, is_dashboard_admin=True).order_by("email"))
 
 
-def _notify(kind, template, context, recipients):
-    """Record the email `accounts/email/<template>.txt` for each recipient in the notification
-    log; it is sent by a background task once the transaction commits.
+def _announce(template, context, recipients):
+    """Tell the notification system to email `accounts/email/<template>.txt` to `recipients`.
 
-    The template's first line is the subject and the rest the body. Each recipient gets it at
-    most once per account request.
+    The receiver in the notifications app records one email per recipient in its delivery log,
+    at most once per account request and template, and sends it after the transaction commits.
     """
-    notify(
-        kind=kind,
-        key=f"account-request:{context['account_request'].pk}:{template}",
-        recipients=recipients,
-        template=f"accounts/email/{template}",
-        context=context,
-        include_inactive=True,
+    signals.account_email_requested.send(
+        sender=AccountRequest, template=template, context=context, recipients=recipients
     )
 
 
@@ -121,8 +113,8 @@ def submit_account_request(user, *, institution, position, studies_and_sites, re
     logger.info("account request %s submitted by %s", account_request.pk, user.email)
 
     context = {"account_request": account_request, "user": user, "queue_url": queue_url}
-    _notify(NotificationKind.ACCOUNT_REQUESTED, "request_received", context, [user])
-    _notify(NotificationKind.ACCOUNT_REQUESTED, "request_new_admin", context, dashboard_admins())
+    _announce("request_received", context, [user])
+    _announce("request_new_admin", context, dashboard_admins())
     return account_request
 
 
@@ -173,8 +165,8 @@ def approve_account_request(account_request, *, actor, grants, login_url=""):
         "scopes": scopes,
         "login_url": login_url,
     }
-    _notify(NotificationKind.ACCOUNT_DECIDED, "request_approved", context, [user])
-    _notify(NotificationKind.ACCOUNT_DECIDED, "request_decided_admin", context, dashboard_admins())
+    _announce("request_approved", context, [user])
+    _announce("request_decided_admin", context, dashboard_admins())
     return account_request
 
 
@@ -198,8 +190,8 @@ def reject_account_request(account_request, *, actor, reason):
     logger.info("account request %s of %s rejected by %s", account_request.pk, user, actor)
 
     context = {"account_request": account_request, "user": user, "actor": actor}
-    _notify(NotificationKind.ACCOUNT_DECIDED, "request_rejected", context, [user])
-    _notify(NotificationKind.ACCOUNT_DECIDED, "request_decided_admin", context, dashboard_admins())
+    _announce("request_rejected", context, [user])
+    _announce("request_decided_admin", context, dashboard_admins())
     return account_request
 
 

@@ -1,13 +1,18 @@
-"""Receivers for allauth's signals."""
+"""The accounts app's own signals, and receivers for allauth's."""
 
 import logging
 
 from allauth.account.models import EmailAddress
 from allauth.account.signals import user_signed_up
 from django.conf import settings
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 logger = logging.getLogger(__name__)
+
+# Sent inside the transaction of an account-request service with `template` (a name under
+# templates/accounts/email/), `context` (holding `account_request`) and `recipients`. The
+# notifications app turns it into logged emails, so accounts does not import notifications.
+account_email_requested = Signal()
 
 
 @receiver(user_signed_up, dispatch_uid="accounts_send_verification_at_signup")
