@@ -1,4 +1,4 @@
-"""What the scan page's volume viewer shows: the scan's NIfTI file, or why there is none."""
+"""Selector for the scan page's volume viewer: the NIfTI file, or the reason there is none."""
 
 from dataclasses import dataclass
 

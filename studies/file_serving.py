@@ -1,8 +1,8 @@
 """HTTP responses for archive files: content types, conditional requests and byte ranges.
 
-NiiVue and other readers of large volumes ask for parts of a file with a Range header
-(RFC 9110, section 14). A single range is answered 206 with only those bytes. A header this
-module does not understand, or one that lists several ranges, is ignored and the whole file is
+NiiVue and other readers of large volumes request parts of a file with a Range header
+(RFC 9110, section 14). The response to a single range is 206 with only those bytes. A header
+this module cannot parse, or one that lists several ranges, is ignored and the whole file is
 sent with 200, as RFC 9110 allows a server to do.
 """
 
@@ -61,7 +61,7 @@ def content_type_for(path):
 
     A compressed file such as `scan.nii.gz` is sent as the compressed bytes with type
     application/gzip, so browsers hand the gzip stream to the page unchanged. Sending it with
-    `Content-Encoding: gzip` would make the browser decompress it before NiiVue sees it.
+    `Content-Encoding: gzip` would make the browser decompress it before NiiVue reads it.
     """
     content_type, encoding = mimetypes.guess_type(path.name)
     if encoding == "gzip":
@@ -80,7 +80,7 @@ def _position(digits):
 
 
 def parse_range(header, size):
-    """Return the ByteRange that a Range header asks for in a file of `size` bytes.
+    """Return the ByteRange that a Range header requests from a file of `size` bytes.
 
     Returns None when the header is missing, malformed, uses another unit or lists several
     ranges: the caller then sends the whole file. Raises RangeNotSatisfiable when the range
@@ -113,13 +113,15 @@ def parse_range(header, size):
 
 
 def _etag(stat):
-    # Size and modification time in nanoseconds change whenever datman rewrites a file, so
-    # the tag is strong enough for If-Range without reading the file.
+    # A rewritten file gets a new modification time (in nanoseconds) and usually a new size, so
+    # the tag can serve as a strong validator for If-Range without reading the file.
+    # NOTE: on a file system with coarse time stamps, a same-size rewrite within one tick keeps
+    # the tag.
     return quote_etag(f"{stat.st_size:x}-{stat.st_mtime_ns:x}")
 
 
 def _if_range_matches(request, etag, last_modified):
-    """Whether the Range header may be used: no If-Range, or one that matches the file."""
+    """Return whether the Range header applies: no If-Range, or one that matches the file."""
     condition = request.headers.get("If-Range")
     if condition is None:
         return True
@@ -137,7 +139,7 @@ def _read_range(path, byte_range):
         while remaining > 0:
             chunk = file.read(min(CHUNK_SIZE, remaining))
             if not chunk:
-                # The file shrank while it was being sent; stop rather than pad the body.
+                # The file shrank while it was being sent. Stop rather than pad the body.
                 return
             remaining -= len(chunk)
             yield chunk

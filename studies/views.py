@@ -15,7 +15,7 @@ from studies.file_serving import archive_file_path, content_type_for, file_respo
 @login_required
 @require_safe
 def archive_file(request, study, relative_path):
-    """Send one archive file (GET or HEAD), with Range requests answered by byte ranges."""
+    """Send one archive file (GET or HEAD), with a 206 partial response to a Range request."""
     study = permissions.get_study(request.user, study)
     not_found = Http404(f"No file {relative_path} in the archive of {study}.")
     path = archive_file_path(study, relative_path)
@@ -40,7 +40,7 @@ def _accel_redirect(path, content_type):
 
     Only files under ARCHIVE_ROOT can be handed over, because nginx maps the prefix to that
     folder. The app serves the others. The caller has already checked the permission. nginx
-    answers Range, If-Range and conditional headers itself for the files it sends.
+    handles Range, If-Range and the conditional headers itself for the files it sends.
     """
     prefix = settings.ARCHIVE_ACCEL_REDIRECT_PREFIX
     archive_root = settings.ARCHIVE_ROOT.resolve()

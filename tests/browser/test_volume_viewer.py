@@ -49,7 +49,7 @@ def demo_archive(transactional_db, tmp_path, settings):
     settings.ARCHIVE_ROOT = root
     call_command("make_demo_archive", str(root), stdout=None)
     call_command("sync_config", str(root / "config" / "main_config.yml"))
-    # The demo holds one malformed file name on purpose, so the import reports it.
+    # The demo contains one malformed file name on purpose, so the import reports it.
     with pytest.raises(CommandError, match="1 skipped and 0 errors"):
         call_command("import_archive", "DEMO")
     return root

@@ -21,7 +21,7 @@ def nifti_path_of(scan, suffix=".nii.gz"):
 
 
 def put_on_disk(scan, tmp_path, suffix=".nii.gz"):
-    """Point the scan's study at tmp_path and write a file where its nifti_path says."""
+    """Point the scan's study at tmp_path and write a file at the scan's nifti_path."""
     study = scan.session.timepoint.study
     study.archive_path = str(tmp_path / study.nickname)
     study.save(update_fields=["archive_path"])

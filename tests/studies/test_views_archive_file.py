@@ -351,7 +351,7 @@ def test_range_handed_to_nginx_unchanged(reviewer_client, nifti, settings):
 
     response = reviewer_client.get(file_url(NIFTI_PATH), HTTP_RANGE="bytes=0-9")
 
-    # nginx answers the Range header itself when it sends the file.
+    # nginx handles the Range header itself when it sends the file.
     assert response.status_code == 200
     assert response["X-Accel-Redirect"] == f"/protected-archive/SPINS/{NIFTI_PATH}"
     assert response["Content-Type"] == "application/gzip"
