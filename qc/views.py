@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import permissions
 from accounts.redirects import safe_redirect_url
-from qc import compliance_selectors, selectors, services
+from qc import compliance_selectors, selectors, services, volume_selectors
 from qc.forms import ReviewForm, SignOffForm
 from redcap.selectors import surveys_for_sessions
 from studies.datman_ids import IdError, parse_session_id
@@ -127,6 +127,7 @@ def _render_scan_page(request, scan, form):
         "study": study,
         "timepoint": scan.session.timepoint,
         "images": selectors.qc_images(scan),
+        "volume": volume_selectors.scan_volume(scan, source_visible=source_visible),
         "sidecar_rows": selectors.sidecar_rows(scan.sidecar),
         "reviews": selectors.review_history(scan),
         "source_visible": source_visible,

@@ -369,6 +369,7 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [
     ("vendor/bootstrap", BASE_DIR / "node_modules" / "bootstrap" / "dist"),
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
+    ("vendor/niivue", BASE_DIR / "node_modules" / "@niivue" / "niivue" / "dist"),
     BASE_DIR / "static",
 ]
 STORAGES = {

@@ -43,3 +43,17 @@ def page(browser):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "screenshots"
+
+
+def save_screenshot(page, name):
+    """Save a screenshot of the page's viewport to test-results/screenshots/<name>.png.
+
+    test-results/ is git-ignored. Return the path, so a test can name it in a message.
+    """
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path

@@ -15,7 +15,14 @@ from django.db import connection
 
 from accounts.models import Role, StudyMembership
 from qc.models import QCState, ScanReview
+from studies.models import Scan
 from tests.browser.test_review_flow import session_of_three_scans  # noqa: F401 - fixture
+from tests.browser.test_volume_viewer import (  # noqa: F401 - fixtures
+    READY,
+    demo_archive,
+    demo_reviewer,
+    read_canvas,
+)
 from tests.studies.factories import TEST_PASSWORD, UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -96,14 +103,15 @@ def production_server(transactional_db, tmp_path):
     server.wait(timeout=10)
 
 
-def test_review_under_csp(production_server, page, session_of_three_scans):  # noqa: F811
-    session, (t1, rst, dti) = session_of_three_scans
-    user = UserFactory(username="carol", email="carol@example.org")
+def usable_by_server(user):
+    """Give the user a password hash the server process can check and a verified address."""
     # The server process uses Django's default hashers, not the tests' fast one.
     user.password = PBKDF2PasswordHasher().encode(TEST_PASSWORD, "fixedsaltfortest")
     user.save(update_fields=["password"])
     EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
-    StudyMembership.objects.create(user=user, study=session.timepoint.study, role=Role.QC_REVIEWER)
+
+
+def collect_csp_violations(page):
     violations = []
     page.on(
         "console",
@@ -111,6 +119,15 @@ def test_review_under_csp(production_server, page, session_of_three_scans):  # n
             violations.append(message.text) if "Content Security Policy" in message.text else None
         ),
     )
+    return violations
+
+
+def test_review_under_csp(production_server, page, session_of_three_scans):  # noqa: F811
+    session, (t1, rst, dti) = session_of_three_scans
+    user = UserFactory(username="carol", email="carol@example.org")
+    usable_by_server(user)
+    StudyMembership.objects.create(user=user, study=session.timepoint.study, role=Role.QC_REVIEWER)
+    violations = collect_csp_violations(page)
 
     response = page.goto(f"{production_server}/accounts/login/")
     assert "default-src 'self'" in response.headers["content-security-policy"]
@@ -136,4 +153,23 @@ def test_review_under_csp(production_server, page, session_of_three_scans):  # n
         page.wait_for_function(
             "element => element.complete && element.naturalWidth > 0", arg=image.element_handle()
         )
+    assert violations == []
+
+
+def test_volume_viewer_under_csp(production_server, page, demo_reviewer):  # noqa: F811
+    usable_by_server(demo_reviewer)
+    scan = Scan.objects.filter(scantype__tag="RST", session__timepoint__is_phantom=False).first()
+    violations = collect_csp_violations(page)
+
+    page.goto(f"{production_server}/accounts/login/")
+    page.fill("input[name=login]", demo_reviewer.email)
+    page.fill("input[name=password]", TEST_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{production_server}/")
+    page.goto(f"{production_server}/scans/{scan.name}/")
+    page.wait_for_selector(READY)
+
+    colours, _ = read_canvas(page)
+    assert colours > 10
+    assert page.text_content("[data-viewer-output=frame]") == "volume 1 of 6"
     assert violations == []

@@ -155,3 +155,204 @@ def test_site_member_gets_own_site_file(cmh_only_client):
 @pytest.mark.parametrize("path", ["%00", "qc/SPN01_CMH_0001_01/a%00b.png"])
 def test_nul_byte_in_path_404(reviewer_client, archive, path):
     assert reviewer_client.get(f"/files/SPINS/{path}").status_code == 404
+
+
+# --- Byte ranges, HEAD and validators --------------------------------------------------------
+
+NIFTI_PATH = "data/nii/SPN01_CMH_0001_01/SPN01_CMH_0001_01_01_T1_02.nii.gz"
+NIFTI_BYTES = bytes(range(256)) * 4
+
+
+@pytest.fixture
+def nifti(archive):
+    path = archive / NIFTI_PATH
+    path.parent.mkdir(parents=True)
+    path.write_bytes(NIFTI_BYTES)
+    return path
+
+
+def body(response):
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
+def test_full_nifti_advertises_ranges(reviewer_client, nifti):
+    response = reviewer_client.get(file_url(NIFTI_PATH))
+
+    assert response.status_code == 200
+    assert response["Accept-Ranges"] == "bytes"
+    assert response["Content-Length"] == "1024"
+    assert response["Content-Type"] == "application/gzip"
+    assert not response.has_header("Content-Encoding")
+    assert response["Cache-Control"] == "private"
+    assert body(response) == NIFTI_BYTES
+
+
+@pytest.mark.parametrize(
+    ("header", "first", "last"),
+    [
+        ("bytes=0-351", 0, 351),
+        ("bytes=1000-", 1000, 1023),
+        ("bytes=-24", 1000, 1023),
+        ("bytes=-99999", 0, 1023),
+        ("bytes=1020-99999999999999999999999999", 1020, 1023),
+    ],
+)
+def test_single_range_206(reviewer_client, nifti, header, first, last):
+    response = reviewer_client.get(file_url(NIFTI_PATH), HTTP_RANGE=header)
+
+    assert response.status_code == 206
+    assert response["Content-Range"] == f"bytes {first}-{last}/1024"
+    assert response["Content-Length"] == str(last - first + 1)
+    assert response["Content-Type"] == "application/gzip"
+    assert body(response) == NIFTI_BYTES[first : last + 1]
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["bytes=1024-", "bytes=5000-6000", "bytes=-0", "bytes=" + "9" * 5000 + "-"],
+)
+def test_unsatisfiable_range_416(reviewer_client, nifti, header):
+    response = reviewer_client.get(file_url(NIFTI_PATH), HTTP_RANGE=header)
+
+    assert response.status_code == 416
+    assert response["Content-Range"] == "bytes */1024"
+    assert "1024-byte file" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["bytes=0-1,4-5", "bytes=9-3", "bytes=abc", "lines=1-2", "bytes=-", "bytes=0-" + "x" * 50],
+)
+def test_malformed_or_multi_range_full_200(reviewer_client, nifti, header):
+    response = reviewer_client.get(file_url(NIFTI_PATH), HTTP_RANGE=header)
+
+    assert response.status_code == 200
+    assert not response.has_header("Content-Range")
+    assert body(response) == NIFTI_BYTES
+
+
+def test_head_sends_headers_only(reviewer_client, nifti):
+    response = reviewer_client.head(file_url(NIFTI_PATH))
+
+    assert response.status_code == 200
+    assert response["Content-Length"] == "1024"
+    assert response["Accept-Ranges"] == "bytes"
+    # The view opens no file for HEAD; the test client would drop a body anyway.
+    assert not response.streaming
+    assert response.content == b""
+
+
+def test_head_with_range(reviewer_client, nifti):
+    response = reviewer_client.head(file_url(NIFTI_PATH), HTTP_RANGE="bytes=0-9")
+
+    assert response.status_code == 206
+    assert response["Content-Range"] == "bytes 0-9/1024"
+    assert response["Content-Length"] == "10"
+    assert response.content == b""
+
+
+def test_etag_not_modified_304(reviewer_client, nifti):
+    first = reviewer_client.get(file_url(NIFTI_PATH))
+    etag = first["ETag"]
+    assert etag.startswith('"')
+    assert first.has_header("Last-Modified")
+
+    again = reviewer_client.get(file_url(NIFTI_PATH), HTTP_IF_NONE_MATCH=etag)
+
+    assert again.status_code == 304
+    assert again.content == b""
+
+
+def test_if_modified_since_304(reviewer_client, nifti):
+    last_modified = reviewer_client.get(file_url(NIFTI_PATH))["Last-Modified"]
+    response = reviewer_client.get(file_url(NIFTI_PATH), HTTP_IF_MODIFIED_SINCE=last_modified)
+
+    assert response.status_code == 304
+
+
+def test_if_range_matching_etag_206(reviewer_client, nifti):
+    etag = reviewer_client.get(file_url(NIFTI_PATH))["ETag"]
+    response = reviewer_client.get(file_url(NIFTI_PATH), HTTP_RANGE="bytes=0-9", HTTP_IF_RANGE=etag)
+
+    assert response.status_code == 206
+    assert body(response) == NIFTI_BYTES[:10]
+
+
+@pytest.mark.parametrize(
+    "if_range", ['"stale-tag"', 'W/"weak"', "Thu, 01 Jan 1970 00:00:00 GMT", "not a date"]
+)
+def test_if_range_stale_full_200(reviewer_client, nifti, if_range):
+    response = reviewer_client.get(
+        file_url(NIFTI_PATH), HTTP_RANGE="bytes=0-9", HTTP_IF_RANGE=if_range
+    )
+
+    assert response.status_code == 200
+    assert body(response) == NIFTI_BYTES
+
+
+def test_if_range_matching_date_206(reviewer_client, nifti):
+    last_modified = reviewer_client.get(file_url(NIFTI_PATH))["Last-Modified"]
+    response = reviewer_client.get(
+        file_url(NIFTI_PATH), HTTP_RANGE="bytes=10-19", HTTP_IF_RANGE=last_modified
+    )
+
+    assert response.status_code == 206
+    assert body(response) == NIFTI_BYTES[10:20]
+
+
+def test_etag_changes_when_file_rewritten(reviewer_client, nifti):
+    before = reviewer_client.get(file_url(NIFTI_PATH))["ETag"]
+    nifti.write_bytes(NIFTI_BYTES + b"more")
+
+    assert reviewer_client.get(file_url(NIFTI_PATH))["ETag"] != before
+
+
+def test_empty_file_range_416(reviewer_client, archive):
+    (archive / "qc" / "empty.png").write_bytes(b"")
+    response = reviewer_client.get(file_url("qc/empty.png"), HTTP_RANGE="bytes=0-")
+
+    assert response.status_code == 416
+    assert response["Content-Range"] == "bytes */0"
+
+
+def test_post_not_allowed(reviewer_client, nifti):
+    response = reviewer_client.post(file_url(NIFTI_PATH))
+
+    assert response.status_code == 405
+
+
+def test_site_member_range_other_site_404(cmh_only_client, archive):
+    other = archive / "data/nii/SPN01_ZHH_0002_01/SPN01_ZHH_0002_01_01_T1_02.nii.gz"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(NIFTI_BYTES)
+    url = file_url("data/nii/SPN01_ZHH_0002_01/SPN01_ZHH_0002_01_01_T1_02.nii.gz")
+
+    assert cmh_only_client.get(url, HTTP_RANGE="bytes=0-9").status_code == 404
+    assert cmh_only_client.head(url).status_code == 404
+
+
+def test_site_member_range_own_site_206(cmh_only_client, nifti):
+    response = cmh_only_client.get(file_url(NIFTI_PATH), HTTP_RANGE="bytes=-4")
+
+    assert response.status_code == 206
+    assert body(response) == NIFTI_BYTES[-4:]
+
+
+def test_anonymous_range_redirects_to_login(client, nifti):
+    response = client.get(file_url(NIFTI_PATH), HTTP_RANGE="bytes=0-9")
+
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
+
+
+def test_range_handed_to_nginx_unchanged(reviewer_client, nifti, settings):
+    settings.ARCHIVE_ROOT = nifti.parents[4]
+    settings.ARCHIVE_ACCEL_REDIRECT_PREFIX = "/protected-archive/"
+
+    response = reviewer_client.get(file_url(NIFTI_PATH), HTTP_RANGE="bytes=0-9")
+
+    # nginx handles the Range header itself when it sends the file.
+    assert response.status_code == 200
+    assert response["X-Accel-Redirect"] == f"/protected-archive/SPINS/{NIFTI_PATH}"
+    assert response["Content-Type"] == "application/gzip"
+    assert response.content == b""
