@@ -171,10 +171,12 @@ def finding_note_add(request, pk):
 # --- History pages --------------------------------------------------------------------------
 
 
-def _history_page(request, rows):
+def _history_context(request, rows):
+    """The page of history events the request asks for, as `page` and as `history` for
+    `_history.html` (two queries: the count and the page)."""
     page = Paginator(rows, HISTORY_PAGE_LENGTH).get_page(request.GET.get("page"))
-    page.object_list = history.history_events(page.object_list)
-    return page
+    events = history.history_events(page.object_list)
+    return {"page": page, "history": history.HistoryPreview(events=events, has_more=False)}
 
 
 @login_required
@@ -191,7 +193,7 @@ def timepoint_history(request, name):
         {
             "study": timepoint.study,
             "timepoint": timepoint,
-            "page": _history_page(request, history.timepoint_history(timepoint)),
+            **_history_context(request, history.timepoint_history(timepoint)),
         },
     )
 
@@ -212,6 +214,6 @@ def scan_history(request, name):
             "study": timepoint.study,
             "timepoint": timepoint,
             "scan": scan,
-            "page": _history_page(request, history.scan_history(scan)),
+            **_history_context(request, history.scan_history(scan)),
         },
     )
