@@ -154,11 +154,11 @@ def test_report_finding_notifies_contacts_after_commit(
 def test_report_finding_bad_description(
     timepoint, author, description, message, django_capture_on_commit_callbacks
 ):
-    with django_capture_on_commit_callbacks() as callbacks:
-        with pytest.raises(notes_services.NoteError, match=message):
-            notes_services.report_finding(
-                timepoint=timepoint, reporter=author, description=description
-            )
+    with (
+        django_capture_on_commit_callbacks() as callbacks,
+        pytest.raises(notes_services.NoteError, match=message),
+    ):
+        notes_services.report_finding(timepoint=timepoint, reporter=author, description=description)
 
     assert IncidentalFinding.objects.count() == 0
     assert callbacks == []
