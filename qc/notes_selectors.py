@@ -65,6 +65,7 @@ def notes_context(request, timepoint, *, comment_form=None, finding_form=None, b
     return {
         "history": history.history_preview(history.timepoint_history(timepoint)),
         "comments": comments,
+        "live_comment_count": sum(1 for comment in comments if not comment.is_deleted),
         "can_comment": can_comment,
         "comment_form": comment_form or (CommentForm() if can_comment else None),
         "findings": findings,
