@@ -104,17 +104,19 @@ def delete_comment(*, comment, user):
 def report_finding(*, timepoint, reporter, description):
     """Record an incidental finding on the timepoint and return it.
 
-    The study's primary and staff contacts are notified once the transaction commits, so no
-    email announces a finding that was rolled back.
+    The study's primary and staff contacts at the timepoint's site are notified once the
+    transaction commits, so no email announces a finding that was rolled back.
     """
     description = clean_text(description, label="description", max_length=MAX_FINDING_LENGTH)
-    study = timepoint.study
+    study, site_id = timepoint.study, timepoint.study_site.site_id
     with transaction.atomic():
         finding = IncidentalFinding.objects.create(
             timepoint=timepoint, reporter=reporter, description=description
         )
         transaction.on_commit(
-            lambda: notify_incidental_finding(finding.pk, study, description, reporter)
+            lambda: notify_incidental_finding(
+                finding.pk, study, description, reporter, site=site_id
+            )
         )
     logger.info("incidental finding %s reported on %s by %s", finding.pk, timepoint.name, reporter)
     return finding

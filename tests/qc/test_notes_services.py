@@ -7,7 +7,7 @@ from accounts.models import Role, StudyMembership
 from notifications.models import Notification, NotificationKind
 from qc import notes_services
 from qc.models import FindingNote, IncidentalFinding, TimepointComment, TimepointCommentRevision
-from tests.studies.factories import SessionFactory, UserFactory
+from tests.studies.factories import SessionFactory, SiteFactory, StudySiteFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -145,6 +145,26 @@ def test_report_finding_notifies_contacts_after_commit(
     assert notification.recipient == pi
     assert "A cyst in the left temporal lobe." in notification.body_text
     assert len(mail.outbox) == 1
+
+
+def test_report_finding_skips_contacts_of_other_sites(
+    timepoint, author, django_capture_on_commit_callbacks
+):
+    other_site = StudySiteFactory(study=timepoint.study, site=SiteFactory(name="ZHH"))
+    for username, site in (("here", timepoint.study_site.site), ("there", other_site.site)):
+        StudyMembership.objects.create(
+            user=UserFactory(username=username),
+            study=timepoint.study,
+            site=site,
+            role=Role.VIEWER,
+            is_staff_contact=True,
+        )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        notes_services.report_finding(timepoint=timepoint, reporter=author, description="Cyst.")
+
+    recipients = set(Notification.objects.values_list("recipient__username", flat=True))
+    assert recipients == {"here"}
 
 
 @pytest.mark.parametrize(
