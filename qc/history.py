@@ -95,7 +95,7 @@ def _text(value):
 
 
 def _columns(kind, *, at, actor, subject, number, detail, field, text, comment_deleted):
-    """The columns every part of the union selects, in one order, so they line up."""
+    """Build the columns that every part of the union selects, in one order, so they line up."""
     # The names are prefixed because an annotation may not reuse a model field's name.
     return {
         "event_kind": _text(kind) if isinstance(kind, str) else kind,
@@ -122,7 +122,7 @@ def _not_deleted():
 
 
 def _parts(*, reviewed_scans, diffs, sessions, timepoint_id):
-    """The querysets of the union, one per kind of event, each already limited to the scope."""
+    """Build the querysets of the union, one per kind of event, each limited to the scope."""
     reviews = ScanReview.objects.filter(reviewed_scans).values(
         **_columns(
             EventKind.REVIEW,
@@ -238,8 +238,8 @@ def _scope_of_timepoint(timepoint):
 
 
 def _scope_of_scan(scan):
-    """The scan's reviews (its source's when linked) and deviation resolutions, its session's
-    sign-off and dismissals, and its timepoint's comments."""
+    """Return the filters of a scan's history: its reviews (its source's when linked) and
+    deviation resolutions, its session's sign-off and dismissals, its timepoint's comments."""
     session = scan.session
     return {
         "reviewed_scans": Q(scan_id=scan.review_target_id),
@@ -269,8 +269,8 @@ def _display_name(row):
 def history_events(rows):
     """Turn history rows (dicts from `timepoint_history` or `scan_history`) into HistoryEvents.
 
-    The text of a deleted comment is left out, so deleting a comment hides what it said
-    everywhere but in the admin site.
+    The text of a deleted comment is left out, so deleting a comment hides its text everywhere
+    but in the admin site.
     """
     events = []
     for row in rows:

@@ -482,9 +482,9 @@ class TimepointCommentRevision(models.Model):
 class IncidentalFinding(models.Model):
     """A QC reviewer's report of something clinically relevant seen in a timepoint's scans.
 
-    Only study admins, the study's primary and staff contacts and the reporter see it
-    (`accounts.permissions.visible_findings`). Never edited or deleted; a follow-up is a
-    `FindingNote`.
+    Only dashboard admins, study admins and the study's primary and staff contacts covering its
+    site, and the reporter, see it (`accounts.permissions.visible_findings`). Never edited or
+    deleted: a follow-up is a `FindingNote`.
     """
 
     timepoint = models.ForeignKey(

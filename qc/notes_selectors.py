@@ -9,14 +9,14 @@ from qc.notes_forms import CommentForm, FindingForm, FindingNoteForm
 
 
 def comments_of(timepoint):
-    """The timepoint's comments, deleted ones too, oldest first, with authors and revisions (two
-    queries)."""
+    """Return the timepoint's comments, deleted ones too, oldest first, with authors and
+    revisions (two queries)."""
     return list(TimepointComment.objects.filter(timepoint_id=timepoint.pk).for_page())
 
 
 def findings_for(user, timepoint):
-    """The timepoint's incidental findings the user may see, newest first, with reporters and
-    notes (two queries, or one when there are none)."""
+    """Return the timepoint's incidental findings that the user may see, newest first, with
+    reporters and notes (two queries, or one when there are none)."""
     notes = FindingNote.objects.select_related("author").order_by("created_at", "id")
     findings = permissions.visible_findings(
         user, IncidentalFinding.objects.filter(timepoint_id=timepoint.pk)
@@ -31,11 +31,11 @@ def findings_for(user, timepoint):
 
 
 def notes_context(request, timepoint, *, comment_form=None, finding_form=None, bound_forms=None):
-    """Template context of the timepoint page's history, comments and findings sections.
+    """Build the template context of the timepoint page's history, comments and findings.
 
-    `comment_form` and `finding_form` replace the empty forms (to show errors with the text as
-    typed); `bound_forms` maps ("edit", comment pk) or ("note", finding pk) to a bound form
-    that replaces that comment's edit form or that finding's note form.
+    `comment_form` and `finding_form` replace the empty forms, so errors show with the text as
+    typed. `bound_forms` maps ("edit", comment pk) to a bound form that replaces that
+    comment's edit form, and ("note", finding pk) to one that replaces that finding's note form.
     """
     user = request.user
     study, site = timepoint.study, timepoint.study_site.site_id

@@ -24,7 +24,8 @@ class CommentDeletedError(NoteError):
 
 
 def clean_text(text, *, label, max_length, required=True):
-    """Strip `text` and check it; raise NoteError naming `label` and the fix when it is unusable."""
+    """Strip and return `text`, or raise NoteError naming `label` and the fix when it is
+    unusable."""
     text = (text or "").strip()
     if "\x00" in text:
         raise NoteError(f"The {label} contains a NUL character; remove it and save again.")
@@ -64,9 +65,9 @@ def _check_not_deleted(comment):
 
 
 def edit_comment(*, comment, editor, text):
-    """Record a new revision of the comment's text and return it; the earlier text is kept.
+    """Record a new revision of the comment's text and return it. The earlier text is kept.
 
-    Only the author may edit; the view checks that first, this check guards other callers.
+    Only the author may edit. The view checks that first, and this check guards other callers.
     """
     text = clean_text(text, label="comment", max_length=MAX_COMMENT_LENGTH)
     with transaction.atomic():

@@ -172,7 +172,7 @@ def finding_note_add(request, pk):
 
 
 def _history_context(request, rows):
-    """The page of history events the request asks for, as `page` and as `history` for
+    """Return the requested page of history events, as `page` and as `history` for
     `_history.html` (two queries: the count and the page)."""
     page = Paginator(rows, HISTORY_PAGE_LENGTH).get_page(request.GET.get("page"))
     events = history.history_events(page.object_list)

@@ -26,7 +26,7 @@ def demo(tmp_path):
     call_command("make_demo_archive", str(root), **quiet)
     call_command("sync_config", str(root / "config" / "main_config.yml"), **quiet)
     call_command("load_gold_standards", "DEMO", **quiet)
-    # The demo holds one malformed file name on purpose, so the import ends in an error.
+    # The demo contains one malformed file name on purpose, so the import ends in an error.
     with pytest.raises(CommandError):
         call_command("import_archive", "DEMO", **quiet)
     call_command("create_demo_accounts", "--force", **quiet)
