@@ -469,3 +469,46 @@ def test_history_shows_time_zone(reviewer_client, reviewer, timepoint, settings)
 
     assert "2026-01-15 12:30 EST" in timeline
     assert 'datetime="2026-01-15T12:30:00-05:00"' in timeline
+
+
+# --- Admin site -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_client(client):
+    user = UserFactory(username="admin", is_staff=True, is_superuser=True, is_dashboard_admin=True)
+    client.force_login(user)
+    return client
+
+
+def test_admin_shows_deleted_comment_revisions(admin_client, timepoint, reviewer):
+    comment = notes_services.add_comment(timepoint=timepoint, author=reviewer, text="First.")
+    notes_services.edit_comment(comment=comment, editor=reviewer, text="Second.")
+    notes_services.delete_comment(comment=comment, user=reviewer)
+
+    listing = admin_client.get(reverse("admin:qc_timepointcomment_changelist"))
+    detail = admin_client.get(reverse("admin:qc_timepointcomment_change", args=[comment.pk]))
+
+    assert listing.status_code == 200
+    assert timepoint.name in listing.text
+    assert detail.status_code == 200
+    assert "First." in detail.text
+    assert "Second." in detail.text
+    assert 'name="_save"' not in detail.text
+
+
+def test_admin_findings_read_only(admin_client, finding):
+    FindingNote.objects.create(finding=finding, author=finding.reporter, text="Called the PI.")
+
+    detail = admin_client.get(reverse("admin:qc_incidentalfinding_change", args=[finding.pk]))
+    add = admin_client.get(reverse("admin:qc_incidentalfinding_add"))
+    delete = admin_client.post(
+        reverse("admin:qc_incidentalfinding_delete", args=[finding.pk]), {"post": "yes"}
+    )
+
+    assert detail.status_code == 200
+    assert "Enlarged ventricle." in detail.text
+    assert "Called the PI." in detail.text
+    assert add.status_code == 403
+    assert delete.status_code == 403
+    assert IncidentalFinding.objects.count() == 1
