@@ -401,3 +401,102 @@ def can_view_notification_log(user):
 def require_view_notification_log(user):
     if not can_view_notification_log(user):
         raise PermissionDenied
+
+
+# --- Timepoint comments and incidental findings ---------------------------------------------
+# These take a queryset of the qc app's models and filter it by field paths, because accounts
+# does not import qc.
+
+
+def get_comment(user, pk, queryset):
+    """Return the timepoint comment `pk` from `queryset`, or raise Http404 when the user may not
+    see its timepoint. Deleted comments are returned too; the caller decides what they allow."""
+    return get_object_or_404(_restrict(queryset, user, "timepoint__"), pk=pk)
+
+
+def can_edit_comment(user, comment, study, site=None):
+    """Whether the user may edit or delete the comment: only its author, while they may still
+    comment in the study (at the timepoint's site when given)."""
+    return comment.author_id == user.pk and can_comment(user, study, site)
+
+
+def require_edit_comment(user, comment, study, site=None):
+    if not can_edit_comment(user, comment, study, site):
+        raise PermissionDenied(
+            "You may not change this comment; only its author may edit or delete it."
+        )
+
+
+def can_report_finding(user, study, site=None):
+    """Whether the user may report an incidental finding on a timepoint (QC reviewer or higher,
+    at the site when one is given)."""
+    return can_review(user, study, site)
+
+
+def require_report_finding(user, study, site=None):
+    if not can_report_finding(user, study, site):
+        raise PermissionDenied(
+            f"You may not report incidental findings in {study}; this needs a QC reviewer."
+        )
+
+
+def _finding_overseers(user, study_ref, site_ref):
+    """Memberships that let the user see every incidental finding at the site: study admin, or
+    the study's primary or staff contact, covering that site."""
+    return (
+        StudyMembership.objects.filter(user_id=user.pk, study_id=study_ref)
+        .filter(Q(site__isnull=True) | Q(site_id=site_ref))
+        .filter(
+            Q(role__gte=Role.STUDY_ADMIN) | Q(is_primary_contact=True) | Q(is_staff_contact=True)
+        )
+    )
+
+
+def visible_findings(user, findings):
+    """Keep the incidental findings of `findings` (an IncidentalFinding queryset) that the user
+    may see, without an extra query.
+
+    A finding is visible to dashboard admins, to study admins and the study's primary and staff
+    contacts whose membership covers the timepoint's site, and to the person who reported it.
+    Everyone else sees none, not even how many there are.
+    """
+    findings = _restrict(findings, user, "timepoint__")
+    if not is_signed_in(user) or is_dashboard_admin(user):
+        return findings
+    overseers = _finding_overseers(
+        user, OuterRef("timepoint__study_id"), OuterRef("timepoint__study_site__site_id")
+    )
+    return findings.filter(Q(reporter_id=user.pk) | Exists(overseers))
+
+
+def get_finding(user, pk, queryset):
+    """Return the incidental finding `pk` from `queryset`, or raise Http404 when the user may not
+    see it (as if it did not exist)."""
+    return get_object_or_404(visible_findings(user, queryset), pk=pk)
+
+
+def can_follow_up_findings(user, study, site=None):
+    """Whether the user may add notes to incidental findings and mark them resolved: a dashboard
+    admin, or a study admin or primary or staff contact covering the site.
+
+    Runs one query unless the user is a dashboard admin or a study admin there.
+    """
+    if not is_signed_in(user):
+        return False
+    if has_role(user, study, Role.STUDY_ADMIN, site):
+        return True
+    site_id = _pk(site)
+    overseers = StudyMembership.objects.filter(user_id=user.pk, study_id=_pk(study)).filter(
+        Q(is_primary_contact=True) | Q(is_staff_contact=True)
+    )
+    if site_id is not None:
+        overseers = overseers.filter(Q(site__isnull=True) | Q(site_id=site_id))
+    return overseers.exists()
+
+
+def require_follow_up_findings(user, study, site=None):
+    if not can_follow_up_findings(user, study, site):
+        raise PermissionDenied(
+            "You may not follow up incidental findings; this needs a study admin or a study "
+            "contact."
+        )

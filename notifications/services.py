@@ -331,12 +331,17 @@ def send_survey_reminders():
     return _run_job("send_survey_reminders", work)
 
 
-def notify_incidental_finding(finding_key, study, text, reporter):
+def notify_incidental_finding(finding_key, study, text, reporter, *, site=None):
     """Alert the study's primary and staff contacts of an incidental finding, at once.
 
-    `finding_key` identifies the finding, so reporting it again sends nothing new.
+    `finding_key` identifies the finding, so reporting it again sends nothing new. With `site`
+    (the finding's site), only contacts whose membership covers that site are alerted, so a
+    contact limited to another site never receives the text.
     """
-    recipients = _members(study, q=Q(is_primary_contact=True) | Q(is_staff_contact=True))
+    contacts = Q(is_primary_contact=True) | Q(is_staff_contact=True)
+    if site is not None:
+        contacts &= Q(site__isnull=True) | Q(site=site)
+    recipients = _members(study, q=contacts)
     return notify(
         kind=NotificationKind.INCIDENTAL_FINDING,
         key=f"incidental-finding:{finding_key}",

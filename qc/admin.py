@@ -2,12 +2,16 @@ from django.contrib import admin, messages
 
 from qc.models import (
     DeviationResolution,
+    FindingNote,
     GoldStandard,
     HeaderDiff,
+    IncidentalFinding,
     MissingScanDismissal,
     QCEvent,
     ScanReview,
     SessionSignOff,
+    TimepointComment,
+    TimepointCommentRevision,
 )
 
 
@@ -126,3 +130,56 @@ class MissingScanDismissalAdmin(AppendOnlyAdmin):
     raw_id_fields = ["session", "reviewer"]
     list_select_related = ["session__timepoint", "reviewer"]
     date_hierarchy = "created_at"
+
+
+class TimepointCommentRevisionInline(admin.TabularInline):
+    model = TimepointCommentRevision
+    fields = ["created_at", "text"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(TimepointComment)
+class TimepointCommentAdmin(AppendOnlyAdmin):
+    """Comments with every revision, deleted ones included: the admin site shows the text that
+    the pages hide after a deletion."""
+
+    list_display = ["timepoint", "author", "created_at", "deleted_at", "deleted_by"]
+    list_filter = ["timepoint__study"]
+    search_fields = ["timepoint__name", "author__username", "revisions__text"]
+    raw_id_fields = ["timepoint", "author", "deleted_by"]
+    list_select_related = ["timepoint", "author", "deleted_by"]
+    date_hierarchy = "created_at"
+    inlines = [TimepointCommentRevisionInline]
+
+
+class FindingNoteInline(admin.TabularInline):
+    model = FindingNote
+    fields = ["created_at", "author", "marks_resolved", "text"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(IncidentalFinding)
+class IncidentalFindingAdmin(AppendOnlyAdmin):
+    list_display = ["timepoint", "reporter", "created_at"]
+    list_filter = ["timepoint__study"]
+    search_fields = ["timepoint__name", "reporter__username", "description"]
+    raw_id_fields = ["timepoint", "reporter"]
+    list_select_related = ["timepoint", "reporter"]
+    date_hierarchy = "created_at"
+    inlines = [FindingNoteInline]

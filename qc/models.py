@@ -384,3 +384,150 @@ class MissingScanDismissal(models.Model):
     @property
     def dismissed_tags(self):
         return {entry.get("tag") for entry in self.missing_tags or [] if isinstance(entry, dict)}
+
+
+# --- Timepoint comments and incidental findings ---------------------------------------------
+
+
+class TimepointCommentQuerySet(models.QuerySet):
+    def for_page(self):
+        """Comments with their author, who deleted them and every revision (oldest first) in
+        `revision_list`, oldest comment first."""
+        revisions = TimepointCommentRevision.objects.order_by("created_at", "id")
+        return (
+            self.select_related("author", "deleted_by")
+            .prefetch_related(
+                models.Prefetch("revisions", queryset=revisions, to_attr="revision_list")
+            )
+            .order_by("created_at", "id")
+        )
+
+
+class TimepointComment(models.Model):
+    """A member's comment on a timepoint. Its text lives in `TimepointCommentRevision` rows, so an
+    edit adds a revision and keeps the earlier text. Deleting sets `deleted_at` and `deleted_by`;
+    the row and its revisions stay.
+    """
+
+    timepoint = models.ForeignKey(
+        "studies.Timepoint", on_delete=models.PROTECT, related_name="comments"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="timepoint_comments"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="deleted_timepoint_comments",
+    )
+
+    objects = TimepointCommentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(deleted_at__isnull=True, deleted_by__isnull=True)
+                | Q(deleted_at__isnull=False, deleted_by__isnull=False),
+                name="qc_timepointcomment_deleted_with_who",
+            ),
+        ]
+
+    def __str__(self):
+        return f"comment {self.pk} on {self.timepoint} by {self.author}"
+
+    @property
+    def is_deleted(self):
+        return self.deleted_at is not None
+
+    @property
+    def current(self):
+        """The newest revision (needs `revision_list` from `for_page`)."""
+        return self.revision_list[-1] if self.revision_list else None
+
+    @property
+    def earlier_revisions(self):
+        """Revisions before the newest, newest first (needs `revision_list` from `for_page`)."""
+        return list(reversed(self.revision_list[:-1]))
+
+    @property
+    def is_edited(self):
+        return len(self.revision_list) > 1
+
+
+class TimepointCommentRevision(models.Model):
+    """One version of a timepoint comment's text. The first is the comment as written, each
+    later one an edit by its author. Never edited or deleted."""
+
+    comment = models.ForeignKey(
+        TimepointComment, on_delete=models.PROTECT, related_name="revisions"
+    )
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(text=""), name="qc_timepointcommentrevision_text"),
+        ]
+
+    def __str__(self):
+        return f"revision {self.pk} of comment {self.comment_id}"
+
+
+class IncidentalFinding(models.Model):
+    """A QC reviewer's report of something clinically relevant seen in a timepoint's scans.
+
+    Only dashboard admins, study admins and the study's primary and staff contacts covering its
+    site, and the reporter, see it (`accounts.permissions.visible_findings`). Never edited or
+    deleted: a follow-up is a `FindingNote`.
+    """
+
+    timepoint = models.ForeignKey(
+        "studies.Timepoint", on_delete=models.PROTECT, related_name="incidental_findings"
+    )
+    description = models.TextField()
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="incidental_findings"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(description=""), name="qc_incidentalfinding_description"
+            ),
+        ]
+
+    def __str__(self):
+        return f"incidental finding {self.pk} on {self.timepoint}"
+
+
+class FindingNote(models.Model):
+    """A follow-up on an incidental finding by a study admin or contact: a note, or the mark that
+    it was resolved (with an optional note). Never edited or deleted."""
+
+    finding = models.ForeignKey(IncidentalFinding, on_delete=models.PROTECT, related_name="notes")
+    text = models.TextField(blank=True)
+    marks_resolved = models.BooleanField(default=False)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="finding_notes"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(marks_resolved=True) | ~Q(text=""),
+                name="qc_findingnote_text_or_resolved",
+            ),
+        ]
+
+    def __str__(self):
+        return f"note {self.pk} on incidental finding {self.finding_id}"

@@ -20,6 +20,8 @@ urlpatterns = [
         search_views.qc_search_export,
         name="qc_search_export",
     ),
+    # Timepoint comments, incidental findings and history pages (qc/notes_urls.py).
+    path("", include("qc.notes_urls")),
     # Protocol compliance (qc/compliance_urls.py), in the nested "qc:compliance" namespace.
     path("", include("qc.compliance_urls")),
 ]

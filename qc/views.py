@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import permissions
 from accounts.redirects import safe_redirect_url
-from qc import compliance_selectors, selectors, services, volume_selectors
+from qc import compliance_selectors, history, notes_selectors, selectors, services, volume_selectors
 from qc.forms import ReviewForm, SignOffForm
 from redcap.selectors import surveys_for_sessions
 from studies.datman_ids import IdError, parse_session_id
@@ -80,6 +80,12 @@ def study_detail(request, nickname):
 @login_required
 @require_GET
 def timepoint_detail(request, name):
+    return render_timepoint_page(request, name)
+
+
+def render_timepoint_page(request, name, **notes_forms):
+    """Render the timepoint page. `notes_forms` go to `notes_selectors.notes_context`, so a
+    comment or finding form with errors is shown with its text as typed."""
     timepoint = permissions.get_timepoint(
         request.user,
         name,
@@ -110,6 +116,7 @@ def timepoint_detail(request, name):
             "not_redcap_handler": not permissions.can_handle_redcap(
                 request.user, timepoint.study, timepoint.site
             ),
+            **notes_selectors.notes_context(request, timepoint, **notes_forms),
         },
     )
 
@@ -130,6 +137,7 @@ def _render_scan_page(request, scan, form):
         "volume": volume_selectors.scan_volume(scan, source_visible=source_visible),
         "sidecar_rows": selectors.sidecar_rows(scan.sidecar),
         "reviews": selectors.review_history(scan),
+        "history": history.history_preview(history.scan_history(scan)),
         "source_visible": source_visible,
         "can_review": permissions.can_review(request.user, study, site),
         "can_resolve_deviations": permissions.can_resolve_deviations(request.user, study, site),

@@ -22,12 +22,17 @@ from accounts.models import AccessEvent, AccountRequest, Role, StudyMembership
 from qc.compliance_services import compute_header_diffs_for_sessions
 from qc.models import (
     DeviationResolution,
+    FindingNote,
     HeaderDiff,
+    IncidentalFinding,
     MissingScanDismissal,
     QCEvent,
     ScanReview,
     SessionSignOff,
+    TimepointComment,
+    TimepointCommentRevision,
 )
+from qc.notes_services import add_comment, report_finding
 from tests.accounts.personas import PERSONA_NAMES
 from tests.qc.compliance_factories import GoldStandardFactory
 from tests.studies.factories import (
@@ -84,6 +89,11 @@ REVIEWERS_READ = row(LOGIN, MISSING, DENIED, OK, OK, OK, OK, OK, LOGIN)
 RA_WRITE = row(LOGIN, MISSING, DENIED, DENIED, DENIED, FOUND, FOUND, FOUND, LOGIN)
 RA_LIST = row(LOGIN, DENIED, DENIED, DENIED, DENIED, OK, OK, OK, LOGIN)
 RA_LIST_WRITE = row(LOGIN, DENIED, DENIED, DENIED, DENIED, FOUND, FOUND, FOUND, LOGIN)
+# Only the author (the RA persona) may edit or delete their comment.
+AUTHOR_WRITE = row(LOGIN, MISSING, DENIED, DENIED, DENIED, FOUND, DENIED, DENIED, LOGIN)
+# A finding reported by the QC reviewer: hidden (404) from those who may not see it, seen but not
+# followed up by its reporter (403), followed up by study and dashboard admins.
+FINDING_FOLLOW_UP = row(LOGIN, MISSING, MISSING, MISSING, DENIED, MISSING, FOUND, FOUND, LOGIN)
 STUDY_ADMIN_READ = row(LOGIN, MISSING, DENIED, DENIED, DENIED, DENIED, OK, OK, LOGIN)
 STUDY_ADMIN_WRITE = row(LOGIN, MISSING, DENIED, DENIED, DENIED, DENIED, FOUND, FOUND, LOGIN)
 ADMIN_READ = row(LOGIN, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, OK, LOGIN)
@@ -133,6 +143,20 @@ MATRIX = {
     ("qc:scan_review", "POST"): REVIEWERS_WRITE,
     ("qc:session_sign_off", "GET"): REVIEWERS_READ,
     ("qc:session_sign_off", "POST"): REVIEWERS_WRITE,
+    ("qc:timepoint_history", "GET"): EVERY_MEMBER,
+    ("qc:timepoint_history", "POST"): GET_ONLY,
+    ("qc:scan_history", "GET"): EVERY_MEMBER,
+    ("qc:scan_history", "POST"): GET_ONLY,
+    ("qc:comment_add", "GET"): POST_ONLY,
+    ("qc:comment_add", "POST"): RA_WRITE,
+    ("qc:comment_edit", "GET"): POST_ONLY,
+    ("qc:comment_edit", "POST"): AUTHOR_WRITE,
+    ("qc:comment_delete", "GET"): POST_ONLY,
+    ("qc:comment_delete", "POST"): AUTHOR_WRITE,
+    ("qc:finding_report", "GET"): POST_ONLY,
+    ("qc:finding_report", "POST"): REVIEWERS_WRITE,
+    ("qc:finding_note_add", "GET"): POST_ONLY,
+    ("qc:finding_note_add", "POST"): FINDING_FOLLOW_UP,
     ("qc:compliance:study_compliance", "GET"): EVERY_MEMBER,
     ("qc:compliance:study_compliance", "POST"): GET_ONLY,
     ("qc:compliance:study_compliance_csv", "GET"): EVERY_MEMBER,
@@ -305,6 +329,17 @@ def _compliance_data(site_data):
     return SimpleNamespace(session=session, scan=scan, header_diff=header_diff)
 
 
+def _notes_data(site_data, personas):
+    """A comment by the RA and an incidental finding reported by the QC reviewer."""
+    timepoint = site_data.timepoint
+    return SimpleNamespace(
+        comment=add_comment(timepoint=timepoint, author=personas["ra"], text="Arrived late."),
+        finding=report_finding(
+            timepoint=timepoint, reporter=personas["qc_reviewer"], description="A cyst."
+        ),
+    )
+
+
 @pytest.fixture
 def objects(persona_study, personas):
     """Everything the URLs name, besides the personas and their study."""
@@ -339,6 +374,10 @@ def objects(persona_study, personas):
             "cmh": _compliance_data(persona_study.cmh),
             "zhh": _compliance_data(persona_study.zhh),
         },
+        "notes": {
+            "cmh": _notes_data(persona_study.cmh, personas),
+            "zhh": _notes_data(persona_study.zhh, personas),
+        },
         "record": RedcapRecordFactory(config=config),
         "trigger": RedcapTriggerFactory(config=config),
     }
@@ -348,6 +387,7 @@ def url_for(name, objects, site="cmh"):
     world = objects["world"]
     data = getattr(world, site)
     compliance = objects["compliance"][site]
+    notes = objects["notes"][site]
     kwargs = {
         "qc:study_detail": {"nickname": "SPINS"},
         "qc:qc_search_export": {"export_format": "csv"},
@@ -367,6 +407,13 @@ def url_for(name, objects, site="cmh"):
         "qc:scan_detail": {"name": data.scan.name},
         "qc:scan_review": {"name": data.scan.name},
         "qc:session_sign_off": {"session_id": data.session.name},
+        "qc:timepoint_history": {"name": data.timepoint.name},
+        "qc:scan_history": {"name": data.scan.name},
+        "qc:comment_add": {"name": data.timepoint.name},
+        "qc:comment_edit": {"pk": notes.comment.pk},
+        "qc:comment_delete": {"pk": notes.comment.pk},
+        "qc:finding_report": {"name": data.timepoint.name},
+        "qc:finding_note_add": {"pk": notes.finding.pk},
         "qc:compliance:study_compliance": {"nickname": "SPINS"},
         "qc:compliance:study_compliance_csv": {"nickname": "SPINS"},
         "qc:compliance:resolve_deviation": {"name": compliance.scan.name},
@@ -405,6 +452,10 @@ def post_data(name, objects, site="cmh"):
     return {
         "qc:scan_review": {"state": "flagged", "comment": "motion"},
         "qc:session_sign_off": {"approve_scan_ids": [data.scan.pk]},
+        "qc:comment_add": {"text": "The participant asked for a break."},
+        "qc:comment_edit": {"text": "Arrived 20 minutes late."},
+        "qc:finding_report": {"description": "An enlarged ventricle in the T1."},
+        "qc:finding_note_add": {"text": "The PI called the participant.", "marks_resolved": "on"},
         "qc:compliance:resolve_deviation": {
             "header_diff": compliance.header_diff.pk,
             "field": "EchoTime",
@@ -440,6 +491,11 @@ def writes():
         StudyMembership.objects.count(),
         DeviationResolution.objects.count(),
         MissingScanDismissal.objects.count(),
+        TimepointComment.objects.count(),
+        TimepointCommentRevision.objects.count(),
+        TimepointComment.objects.filter(deleted_at__isnull=False).count(),
+        IncidentalFinding.objects.count(),
+        FindingNote.objects.count(),
     )
 
 
@@ -481,6 +537,13 @@ SITE_BOUND = {
     ("api:session", "GET"): OK,
     ("api:scan", "GET"): OK,
     ("redcap:dismiss_survey", "POST"): DENIED,
+    ("qc:timepoint_history", "GET"): OK,
+    ("qc:scan_history", "GET"): OK,
+    ("qc:comment_add", "POST"): DENIED,
+    ("qc:comment_edit", "POST"): DENIED,
+    ("qc:comment_delete", "POST"): DENIED,
+    ("qc:finding_report", "POST"): FOUND,
+    ("qc:finding_note_add", "POST"): DENIED,
 }
 
 

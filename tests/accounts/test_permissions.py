@@ -1,9 +1,12 @@
 """The role rules of accounts/permissions.py, without going through views."""
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 
 from accounts import permissions
 from accounts.models import Role, StudyMembership
+from qc.models import IncidentalFinding
+from qc.notes_services import add_comment, report_finding
 from studies.models import Scan, Timepoint
 from tests.studies.factories import StudyFactory, UserFactory
 
@@ -134,3 +137,99 @@ def test_forget_memberships_after_grant(personas, persona_study):
     permissions.forget_memberships(user)
 
     assert permissions.role_in(user, persona_study.study) == Role.RA
+
+
+# --- Incidental findings and comments -------------------------------------------------------
+
+
+def _findings_seen(user):
+    return set(
+        permissions.visible_findings(user, IncidentalFinding.objects.all()).values_list(
+            "timepoint__study_site__site__name", flat=True
+        )
+    )
+
+
+@pytest.fixture
+def findings(persona_study, personas):
+    """A finding at each site, both reported by the study-wide QC reviewer."""
+    for site_data in (persona_study.cmh, persona_study.zhh):
+        report_finding(
+            timepoint=site_data.timepoint,
+            reporter=personas["qc_reviewer"],
+            description=f"Finding at {site_data.site.name}.",
+        )
+
+
+@pytest.mark.parametrize(
+    ("persona", "sites"),
+    [
+        ("anonymous", set()),
+        ("outsider", set()),
+        ("inactive", set()),
+        ("viewer", set()),
+        ("site_reviewer", set()),
+        ("ra", set()),
+        ("qc_reviewer", {"CMH", "ZHH"}),
+        ("study_admin", {"CMH", "ZHH"}),
+        ("dashboard_admin", {"CMH", "ZHH"}),
+    ],
+)
+def test_visible_findings_by_persona(personas, persona_study, findings, persona, sites):
+    user = personas[persona]
+    if user is None:
+        user = AnonymousUser()
+
+    assert _findings_seen(user) == sites
+
+
+@pytest.mark.parametrize(
+    ("flags", "site_name", "sites"),
+    [
+        ({"is_primary_contact": True}, None, {"CMH", "ZHH"}),
+        ({"is_staff_contact": True}, None, {"CMH", "ZHH"}),
+        ({"is_primary_contact": True}, "CMH", {"CMH"}),
+        ({}, None, set()),
+    ],
+)
+def test_visible_findings_for_contacts(persona_study, findings, flags, site_name, sites):
+    user = UserFactory(username="contact")
+    site = {"CMH": persona_study.cmh.site, None: None}[site_name]
+    StudyMembership.objects.create(
+        user=user, study=persona_study.study, site=site, role=Role.VIEWER, **flags
+    )
+
+    assert _findings_seen(user) == sites
+    assert permissions.can_follow_up_findings(
+        user, persona_study.study, persona_study.cmh.site
+    ) is bool(sites)
+
+
+def test_site_study_admin_follows_up_own_site_only(persona_study):
+    user = UserFactory(username="cmh_admin")
+    StudyMembership.objects.create(
+        user=user, study=persona_study.study, site=persona_study.cmh.site, role=Role.STUDY_ADMIN
+    )
+
+    assert permissions.can_follow_up_findings(user, persona_study.study, persona_study.cmh.site)
+    assert not permissions.can_follow_up_findings(user, persona_study.study, persona_study.zhh.site)
+
+
+def test_reporter_cannot_follow_up(personas, persona_study):
+    assert permissions.can_report_finding(personas["qc_reviewer"], persona_study.study)
+    assert not permissions.can_report_finding(personas["viewer"], persona_study.study)
+    assert not permissions.can_follow_up_findings(personas["qc_reviewer"], persona_study.study)
+
+
+def test_only_author_edits_comment(personas, persona_study):
+    study, site = persona_study.study, persona_study.cmh.site
+    comment = add_comment(
+        timepoint=persona_study.cmh.timepoint, author=personas["ra"], text="Arrived late."
+    )
+
+    assert permissions.can_edit_comment(personas["ra"], comment, study, site)
+    assert not permissions.can_edit_comment(personas["study_admin"], comment, study, site)
+    assert not permissions.can_edit_comment(personas["dashboard_admin"], comment, study, site)
+    StudyMembership.objects.filter(user=personas["ra"]).update(role=Role.VIEWER)
+    permissions.forget_memberships(personas["ra"])
+    assert not permissions.can_edit_comment(personas["ra"], comment, study, site)

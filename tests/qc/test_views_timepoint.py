@@ -165,10 +165,11 @@ def test_timepoint_sign_off_button(reviewer_client, reviewer):
 def test_timepoint_row_forms_have_unique_ids(reviewer_client, session):
     response = reviewer_client.get(timepoint_url(session.timepoint.name))
 
-    # Three review forms and the session's dismiss-missing form.
+    # Three review forms, the session's dismiss-missing form, and the new-comment and
+    # incidental-finding forms.
     ids = re.findall(r'<textarea[^>]* id="([^"]+)"', response.text)
-    assert len(ids) == 4
-    assert len(set(ids)) == 4
+    assert len(ids) == 6
+    assert len(set(ids)) == 6
 
 
 def test_timepoint_unknown_404(reviewer_client):
@@ -248,8 +249,10 @@ def test_timepoint_query_count(reviewer_client, reviewer, django_assert_num_quer
     # badges add 7 sessions' study sites, 8 expected scans, 9 scan count per session and tag,
     # 10 missing-scan dismissals with reviewers, 11 header diff count per session and status.
     # The REDCap panel adds 12 sessions with their study sites, 13 survey links with records,
-    # 14 survey dismissals.
-    with django_assert_num_queries(14):
+    # 14 survey dismissals. The notes sections add 15 comments with authors, 16 incidental
+    # findings the user may see, 17 history (one union); comment revisions and finding notes
+    # are fetched only when there are comments or findings.
+    with django_assert_num_queries(17):
         response = reviewer_client.get(timepoint_url(timepoint.name))
 
     assert response.status_code == 200
