@@ -1,7 +1,7 @@
 """Studies, sites, scan types and the scans that datman archives for them."""
 
 import math
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -204,6 +204,11 @@ class Session(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def tech_notes_name(self):
+        """The file name of the tech notes, or '' when none were found."""
+        return PurePosixPath(self.tech_notes_path).name if self.tech_notes_path else ""
 
     @property
     def name(self):
