@@ -28,6 +28,7 @@ from qc.models import (
     ScanReview,
     SessionSignOff,
 )
+from studies.models import StudyReadme
 from tests.accounts.personas import PERSONA_NAMES
 from tests.qc.compliance_factories import GoldStandardFactory
 from tests.studies.factories import (
@@ -133,6 +134,10 @@ MATRIX = {
     ("qc:scan_review", "POST"): REVIEWERS_WRITE,
     ("qc:session_sign_off", "GET"): REVIEWERS_READ,
     ("qc:session_sign_off", "POST"): REVIEWERS_WRITE,
+    ("qc:study_readme_edit", "GET"): STUDY_ADMIN_READ,
+    ("qc:study_readme_edit", "POST"): STUDY_ADMIN_WRITE,
+    ("qc:study_progress", "GET"): EVERY_MEMBER,
+    ("qc:study_progress", "POST"): GET_ONLY,
     ("qc:compliance:study_compliance", "GET"): EVERY_MEMBER,
     ("qc:compliance:study_compliance", "POST"): GET_ONLY,
     ("qc:compliance:study_compliance_csv", "GET"): EVERY_MEMBER,
@@ -350,6 +355,8 @@ def url_for(name, objects, site="cmh"):
     compliance = objects["compliance"][site]
     kwargs = {
         "qc:study_detail": {"nickname": "SPINS"},
+        "qc:study_readme_edit": {"nickname": "SPINS"},
+        "qc:study_progress": {"nickname": "SPINS"},
         "qc:qc_search_export": {"export_format": "csv"},
         "api:study_detail": {"nickname": "SPINS"},
         "api:study_timepoints": {"nickname": "SPINS"},
@@ -405,6 +412,7 @@ def post_data(name, objects, site="cmh"):
     return {
         "qc:scan_review": {"state": "flagged", "comment": "motion"},
         "qc:session_sign_off": {"approve_scan_ids": [data.scan.pk]},
+        "qc:study_readme_edit": {"text": "# SPINS\n\nScan notes.", "action": "save"},
         "qc:compliance:resolve_deviation": {
             "header_diff": compliance.header_diff.pk,
             "field": "EchoTime",
@@ -440,6 +448,7 @@ def writes():
         StudyMembership.objects.count(),
         DeviationResolution.objects.count(),
         MissingScanDismissal.objects.count(),
+        StudyReadme.objects.count(),
     )
 
 
