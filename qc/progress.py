@@ -29,9 +29,9 @@ SERIES = (
 )
 
 # Chart geometry in SVG user units (the SVG scales to the width of its container).
-BAR_WIDTH = 7
-GROUP_GAP = 8
-PLOT_HEIGHT = 120
+BAR_WIDTH = 9
+GROUP_GAP = 10
+PLOT_HEIGHT = 140
 MARGIN_LEFT = 34
 MARGIN_TOP = 8
 MARGIN_BOTTOM = 32
@@ -219,7 +219,9 @@ def progress_svg(site_progress):
     ET.SubElement(svg, "title").text = title
     baseline = MARGIN_TOP + PLOT_HEIGHT
 
-    for tick in (0, maximum / 2, maximum):
+    # Counts are whole numbers, so the middle grid line is drawn only where it is one.
+    ticks = (0, maximum // 2, maximum) if maximum % 2 == 0 else (0, maximum)
+    for tick in ticks:
         y = baseline - PLOT_HEIGHT * tick / maximum
         ET.SubElement(
             svg,
