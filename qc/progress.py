@@ -71,7 +71,7 @@ class SiteProgress:
 
 @dataclass
 class ProgressPanel:
-    """What the progress panel shows: one SiteProgress per site, and what it leaves out."""
+    """Contents of the progress panel: one SiteProgress per site, and the sessions left out."""
 
     sites: list = field(default_factory=list)
     months: list = field(default_factory=list)

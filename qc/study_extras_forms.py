@@ -31,7 +31,7 @@ class StudyReadmeForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # The service's NUL check gives a message that says what to do; Django's would not.
+        # The service's NUL check gives a message with the fix, and Django's validator would not.
         self.fields["text"].validators = [
             validator
             for validator in self.fields["text"].validators

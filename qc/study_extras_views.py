@@ -17,7 +17,7 @@ from studies.readme import render_readme
 
 logger = logging.getLogger(__name__)
 
-# The README editor lists this many earlier versions; the admin site lists all of them.
+# The README editor lists this many versions, newest first; the admin site lists all of them.
 README_VERSIONS_SHOWN = 20
 
 

@@ -678,10 +678,10 @@ class _ArchiveImporter:
                 task_file.save(update_fields=changed)
                 counts["task_files_updated"] += 1
 
-        gone = [task_file.pk for path, task_file in recorded.items() if path not in found_paths]
-        if gone:
-            TaskFile.objects.filter(pk__in=gone).delete()
-            counts["task_files_removed"] += len(gone)
+        removed = [task_file.pk for path, task_file in recorded.items() if path not in found_paths]
+        if removed:
+            TaskFile.objects.filter(pk__in=removed).delete()
+            counts["task_files_removed"] += len(removed)
 
     def _announce(self, session, *, created):
         """Send `sessions_imported` for the session once its transaction commits."""

@@ -5,9 +5,9 @@ Run from the project folder, against a database that this script may fill with r
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/qcdash_bench \\
         .venv/bin/python -m tests.qc.bench_progress --sessions 50000
 
-It migrates the database and, unless the study PROGBENCH exists already, writes a study with
-two sites and `--sessions` sessions spread over four years, two scans per session, an approved
-review on every third scan and a sign-off on every second session. Then it times
+It migrates the database. Unless the study PROGBENCH exists already, it then writes a study with
+two sites and `--sessions` sessions spread over four years: two scans per session, an approved
+review on every third scan and a sign-off on every second session. Last, it times
 `qc.progress.study_progress` (one GROUP BY query and the SVG charts) `--repeat` times.
 """
 
