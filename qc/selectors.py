@@ -25,7 +25,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from qc.models import QCState, ScanReview, SessionSignOff, with_qc_state
-from studies.models import ExpectedScan, Scan, Session, Timepoint
+from studies.models import ExpectedScan, Scan, Session, TaskFile, Timepoint
 
 # The one definition of a session that needs review, used by the study list counts, the
 # overview badges and its filter. Phantom sessions are left out because datman counts a phantom
@@ -167,13 +167,19 @@ def scans_for_review_table():
 def timepoint_for_page(timepoints):
     """Timepoints with everything the timepoint page shows preloaded.
 
-    `session_list` contains the sessions (`sessions_with_status` annotations) and each session's
-    `scan_list` its scans (`scans_for_review_table`); the study site's expected scans are
-    prefetched too. Call `prepare_timepoint` on the fetched timepoint.
+    `session_list` contains the sessions (`sessions_with_status` annotations), each session's
+    `scan_list` its scans (`scans_for_review_table`) and `task_file_list` its task files; the
+    study site's expected scans are prefetched too. Call `prepare_timepoint` on the fetched
+    timepoint.
     """
     return timepoints.select_related("study", "study_site__site").prefetch_related(
         Prefetch("sessions", queryset=sessions_with_status(), to_attr="session_list"),
         Prefetch("session_list__scans", queryset=scans_for_review_table(), to_attr="scan_list"),
+        Prefetch(
+            "session_list__task_files",
+            queryset=TaskFile.objects.order_by("path"),
+            to_attr="task_file_list",
+        ),
         Prefetch(
             "study_site__expected_scans",
             queryset=ExpectedScan.objects.select_related("scantype"),

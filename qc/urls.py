@@ -1,6 +1,6 @@
 from django.urls import include, path, re_path
 
-from qc import search_views, views
+from qc import search_views, study_extras_views, views
 
 app_name = "qc"
 
@@ -8,6 +8,16 @@ urlpatterns = [
     path("", views.study_list, name="study_list"),
     path("studies/<str:nickname>/", views.study_detail, name="study_detail"),
     path("timepoints/<str:name>/", views.timepoint_detail, name="timepoint_detail"),
+    path(
+        "studies/<str:nickname>/readme/",
+        study_extras_views.study_readme_edit,
+        name="study_readme_edit",
+    ),
+    path(
+        "studies/<str:nickname>/progress/",
+        study_extras_views.study_progress,
+        name="study_progress",
+    ),
     path("scans/<str:name>/", views.scan_detail, name="scan_detail"),
     path("scans/<str:name>/review/", views.scan_review, name="scan_review"),
     path("sessions/<str:session_id>/sign-off/", views.session_sign_off, name="session_sign_off"),

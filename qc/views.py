@@ -8,6 +8,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import permissions
@@ -15,7 +16,9 @@ from accounts.redirects import safe_redirect_url
 from qc import compliance_selectors, history, notes_selectors, selectors, services, volume_selectors
 from qc.forms import ReviewForm, SignOffForm
 from redcap.selectors import surveys_for_sessions
+from studies import services as study_services
 from studies.datman_ids import IdError, parse_session_id
+from studies.readme import render_readme
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +68,7 @@ def study_detail(request, nickname):
     needs_review_count = selectors.needs_review_count(
         permissions.visible_sessions(request.user).filter(timepoint__study=study)
     )
+    readme = study_services.newest_readme(study)
     return render(
         request,
         "qc/study_detail.html",
@@ -73,6 +77,10 @@ def study_detail(request, nickname):
             "page": page,
             "needs_review_only": needs_review_only,
             "needs_review_count": needs_review_count,
+            "readme": readme,
+            # render_readme sanitises the HTML, so it may be marked safe.
+            "readme_html": mark_safe(render_readme(readme.text)) if readme else "",  # noqa: S308
+            "can_edit_readme": permissions.can_manage_study_settings(request.user, study),
         },
     )
 

@@ -9,6 +9,7 @@ from studies.models import (
     Session,
     Site,
     Study,
+    StudyReadme,
     StudySite,
     TaskFile,
     Timepoint,
@@ -107,9 +108,29 @@ class ScanAdmin(admin.ModelAdmin):
 
 @admin.register(TaskFile)
 class TaskFileAdmin(admin.ModelAdmin):
-    list_display = ["path", "name", "session"]
+    list_display = ["path", "name", "size", "modified_at", "session"]
     search_fields = ["path", "name"]
     raw_id_fields = ["session"]
+
+
+@admin.register(StudyReadme)
+class StudyReadmeAdmin(admin.ModelAdmin):
+    """Saved README versions, read-only: every version is kept, and the study page edits them."""
+
+    list_display = ["study", "author", "created_at"]
+    list_filter = ["study"]
+    list_select_related = ["study", "author"]
+    search_fields = ["study__nickname", "text"]
+    readonly_fields = ["study", "author", "text", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(HeaderComparisonSettings)

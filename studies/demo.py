@@ -5,6 +5,9 @@ timepoints hold T1, resting-state fMRI (RST) and diffusion (DTI60-1000) series a
 volumes with dcm2niix-style JSON sidecars, QC images (grey-scale PNG) and their manifests. The
 archive also contains the cases an import has to handle: a phantom, a repeat session, a
 conversion error, sessions that lack an expected scan and one file whose name is malformed.
+CMH supplies tech notes (a PDF in `data/RESOURCES/<SESSION>/`; one session lacks them), and
+sessions with a resting-state scan have a behavioural task file linked into `task/<SESSION>/`,
+as datman's dm_task_files links them.
 Next to the study folder, `config/` contains the datman config files that sync_config reads.
 
 Everything is generated here from fixed seeds, so two builds write identical file contents.
@@ -79,6 +82,8 @@ class DemoArchive:
     qc_images: int = 0
     malformed_files: list = field(default_factory=list)
     conversion_errors: list = field(default_factory=list)
+    tech_notes: int = 0
+    task_files: int = 0
 
 
 # Scanner and sequence values per site, loosely modelled on a GE MR750 and a Siemens Prisma.
@@ -196,6 +201,10 @@ SESSIONS = (
     ),
 )
 
+# CMH sites supply tech notes; this CMH session has none, so the page shows them as missing.
+TECH_NOTES_SITES = ("CMH",)
+SESSION_WITHOUT_TECH_NOTES = "DEM01_CMH_0003_01_01"
+
 # A file exported with an XNAT scan ID instead of the DICOM series number: import skips it.
 MALFORMED_FILE = ("DEM01_UTO_0003_01", "DEM01_UTO_0003_01_01_T2_11-MR1_Ax-T2-FSE.nii.gz")
 
@@ -297,6 +306,64 @@ def _write_session(archive, session):
         if not ident.is_phantom:
             # datman's QC report writes no images for anatomical or fMRI phantom scans.
             _write_qc_images(archive, qc_dir, stem, protocol, data)
+    if not ident.is_phantom:
+        _write_session_resources(archive, ident, session)
+
+
+def _write_session_resources(archive, ident, session):
+    """Write the session's tech notes and task files as XNAT and dm_task_files leave them."""
+    resources = archive.study_root / "data" / "RESOURCES" / ident.session_id
+    if ident.site in TECH_NOTES_SITES and ident.session_id != SESSION_WITHOUT_TECH_NOTES:
+        notes = resources / "MR_notes" / f"{ident.session_id}_TechNotes.pdf"
+        _write(archive, notes, tech_notes_pdf(ident.session_id))
+        archive.tech_notes += 1
+    if "RST" not in session.tags:
+        return
+    name = f"{ident.session_id}_RST_behav.csv"
+    behaviour = resources / "behav" / name
+    rows = ["trial,onset_s,response,reaction_time_s"]
+    rng = np.random.default_rng(zlib.crc32(name.encode("ascii")))
+    for trial in range(1, 13):
+        rows.append(f"{trial},{trial * 15.0:.1f},{rng.integers(1, 5)},{rng.uniform(0.3, 1.2):.3f}")
+    _write(archive, behaviour, "\n".join(rows) + "\n")
+    link = archive.study_root / "task" / ident.session_id / name
+    link.parent.mkdir(parents=True, exist_ok=True)
+    # A relative link, as dm_task_files makes, so the archive can be moved.
+    link.symlink_to(Path("..", "..", "data", "RESOURCES", ident.session_id, "behav", name))
+    archive.files.append(link)
+    archive.task_files += 1
+
+
+def tech_notes_pdf(session_id):
+    """Return a one-page PDF with a short technologist's note for the session."""
+    lines = [
+        f"Tech notes: {session_id}",
+        "Scanned by: demo technologist",
+        "Participant comfortable; no motion noted.",
+    ]
+    text = "BT /F1 12 Tf 72 720 Td 16 TL " + " ".join(f"({line}) '" for line in lines) + " ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text.encode("ascii")),
+    ]
+    output = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(output))
+        output += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(output)
+    output += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        output += b"%010d 00000 n \n" % offset
+    output += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(output)
 
 
 def _write_gold_standards(archive):
@@ -503,6 +570,7 @@ def _write_config(archive):
         "Sites": {
             "CMH": {
                 "XnatArchive": "DEMO_CMH",
+                "UsesTechNotes": True,
                 "ExportInfo": {
                     "T1": {
                         "Pattern": {"SeriesDescription": ["T1", "BRAVO"]},

@@ -9,6 +9,10 @@ The importer reads two folders of the study archive:
   reported a conversion error. Files that datman moved to `blacklisted/` are read too.
 * `qc/<TIMEPOINT>/<stem>_manifest.json` lists the QC images of a series.
 
+For every imported session it also records the tech notes found in `data/RESOURCES/<SESSION>/`
+(only at study sites whose tech-notes switch is on) and the task files in `task/<SESSION>/`
+(`studies.session_files`), so pages list them without reading the disk.
+
 Every folder and file name goes through `studies.datman_ids`. A file or folder that cannot be
 imported is reported as an `ImportIssue` and skipped; it never stops the run. Each session is
 saved in its own transaction, and only fields whose value changed are written, so a second run
@@ -30,8 +34,8 @@ import nibabel
 from django.db import DatabaseError, transaction
 from nibabel.filebasedimages import ImageFileError
 
-from studies import datman_ids
-from studies.models import ExpectedScan, Scan, Scantype, Session, StudySite, Timepoint
+from studies import datman_ids, session_files
+from studies.models import ExpectedScan, Scan, Scantype, Session, StudySite, TaskFile, Timepoint
 from studies.signals import import_finished, sessions_imported
 
 logger = logging.getLogger(__name__)
@@ -102,6 +106,10 @@ class ImportResult:
                 "sessions_created",
                 "scans_created",
                 "scans_updated",
+                "tech_notes_updated",
+                "task_files_created",
+                "task_files_updated",
+                "task_files_removed",
             )
         )
 
@@ -118,6 +126,15 @@ class ImportResult:
         ]
         if counts["timepoints_updated"]:
             parts.append(f"{_plural(counts['timepoints_updated'], 'timepoint')} updated")
+        if counts["tech_notes_updated"]:
+            parts.append(f"tech notes of {_plural(counts['tech_notes_updated'], 'session')} set")
+        task_changes = [
+            f"{counts[f'task_files_{outcome}']} {outcome}"
+            for outcome in ("created", "updated", "removed")
+            if counts[f"task_files_{outcome}"]
+        ]
+        if task_changes:
+            parts.append(f"task files: {', '.join(task_changes)}")
         if self.issues_at(IssueLevel.WARNING):
             parts.append(_plural(len(self.issues_at(IssueLevel.WARNING)), "warning"))
         if self.issues_at(IssueLevel.ERROR):
@@ -208,6 +225,12 @@ class _ArchiveImporter:
             codes = [study_site.code, *(alt.code for alt in study_site.alt_codes.all())]
             for code in codes:
                 self.study_sites[(code.upper(), study_site.site.name.upper())] = study_site
+
+        # The task files recorded for the study's sessions, by session id and path, loaded once
+        # so that an unchanged archive costs no query per session.
+        self.task_files = defaultdict(dict)
+        for task_file in TaskFile.objects.filter(session__timepoint__study=self.study):
+            self.task_files[task_file.session_id][task_file.path] = task_file
 
         self.expected = defaultdict(dict)
         expected_scans = ExpectedScan.objects.filter(study_site__study=self.study)
@@ -588,6 +611,9 @@ class _ArchiveImporter:
                     values = self._scan_values(group, session, scantype, manifests)
                     outcome = _upsert_scan(group.name.scan_name, values, existing)
                     counts[f"scans_{outcome}"] += 1
+                session_id = _session_id(folder.ident, number)
+                self._update_tech_notes(folder, session, session_id, counts)
+                self._update_task_files(session, session_id, counts)
                 if created or counts["scans_created"] or counts["scans_updated"]:
                     self._announce(session, created=created)
         except DatabaseError as error:
@@ -606,6 +632,56 @@ class _ArchiveImporter:
             folder.timepoint_counted = True
             counts[f"timepoints_{timepoint_outcome}"] += 1
         self.result.counts.update(counts)
+
+    def _update_tech_notes(self, folder, session, session_id, counts):
+        """Record the session's tech notes, or clear them when the file or the switch is gone."""
+        found = None
+        if folder.study_site.uses_tech_notes and not folder.ident.is_phantom:
+            found = session_files.find_tech_notes(self.root, session_id)
+        values = {
+            "tech_notes_path": found.path if found else "",
+            "tech_notes_size": found.size if found else None,
+            "tech_notes_modified_at": found.modified_at if found else None,
+        }
+        changed = [name for name, value in values.items() if getattr(session, name) != value]
+        if not changed:
+            return
+        for name in changed:
+            setattr(session, name, values[name])
+        session.save(update_fields=changed)
+        counts["tech_notes_updated"] += 1
+
+    def _update_task_files(self, session, session_id, counts):
+        """Make the session's TaskFile rows match the files in `task/<session_id>/`."""
+        files, unreadable = session_files.list_task_files(self.root, session_id)
+        for path in unreadable:
+            self.report_issue(
+                IssueLevel.WARNING,
+                path,
+                "Task file cannot be read (a symlink whose target is gone?), so it is not "
+                "listed. Run dm_task_files again or remove the link.",
+            )
+
+        recorded = self.task_files.get(session.pk, {})
+        found_paths = {file.path for file in files}
+        for file in files:
+            values = {"name": file.name, "size": file.size, "modified_at": file.modified_at}
+            task_file = recorded.get(file.path)
+            if task_file is None:
+                TaskFile.objects.create(session=session, path=file.path, **values)
+                counts["task_files_created"] += 1
+                continue
+            changed = [name for name, value in values.items() if getattr(task_file, name) != value]
+            if changed:
+                for name in changed:
+                    setattr(task_file, name, values[name])
+                task_file.save(update_fields=changed)
+                counts["task_files_updated"] += 1
+
+        removed = [task_file.pk for path, task_file in recorded.items() if path not in found_paths]
+        if removed:
+            TaskFile.objects.filter(pk__in=removed).delete()
+            counts["task_files_removed"] += len(removed)
 
     def _announce(self, session, *, created):
         """Send `sessions_imported` for the session once its transaction commits."""
@@ -725,6 +801,13 @@ class _ArchiveImporter:
 
     def relative_path(self, path):
         return path.relative_to(self.root).as_posix()
+
+
+def _session_id(ident, number):
+    """Return the datman session ID of session `number` of a timepoint folder's ID."""
+    if ident.is_phantom:
+        return ident.timepoint_id
+    return f"{ident.timepoint_id}_{number:02d}"
 
 
 def _upsert_scan(name, values, existing):

@@ -1,7 +1,7 @@
 """Studies, sites, scan types and the scans that datman archives for them."""
 
 import math
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -186,6 +186,13 @@ class Session(models.Model):
     timepoint = models.ForeignKey(Timepoint, on_delete=models.PROTECT, related_name="sessions")
     number = models.PositiveSmallIntegerField(default=1)
     acquired_on = models.DateField(null=True, blank=True)
+    tech_notes_path = models.CharField(
+        max_length=1024,
+        blank=True,
+        help_text="The tech notes file, relative to the study folder (data/RESOURCES/...).",
+    )
+    tech_notes_size = models.PositiveBigIntegerField(null=True, blank=True, help_text="Bytes.")
+    tech_notes_modified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -197,6 +204,11 @@ class Session(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def tech_notes_name(self):
+        """The file name of the tech notes, or '' when none were found."""
+        return PurePosixPath(self.tech_notes_path).name if self.tech_notes_path else ""
 
     @property
     def name(self):
@@ -267,17 +279,43 @@ class Scan(models.Model):
 
 
 class TaskFile(models.Model):
-    """A behavioural task file recorded for a session (datman's task folder)."""
+    """A behavioural task file recorded for a session (datman's task folder).
+
+    `path` is relative to the study folder (`task/<SESSION ID>/...`).
+    """
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="task_files")
     path = models.CharField(max_length=1024, unique=True)
     name = models.CharField(max_length=255, blank=True)
+    size = models.PositiveBigIntegerField(null=True, blank=True, help_text="Bytes.")
+    modified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["path"]
 
     def __str__(self):
         return self.path
+
+
+class StudyReadme(models.Model):
+    """One saved version of a study's README (Markdown). The newest row is the current text;
+    earlier rows are kept so that no edit loses text."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="readmes")
+    text = models.TextField(blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="study_readmes"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["study", "-created_at", "-id"], name="studies_readme_newest"),
+        ]
+
+    def __str__(self):
+        return f"README of {self.study} saved {self.created_at:%Y-%m-%d %H:%M}"
 
 
 def validate_ignored_fields(value):

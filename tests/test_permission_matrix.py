@@ -33,6 +33,7 @@ from qc.models import (
     TimepointCommentRevision,
 )
 from qc.notes_services import add_comment, report_finding
+from studies.models import StudyReadme
 from tests.accounts.personas import PERSONA_NAMES
 from tests.qc.compliance_factories import GoldStandardFactory
 from tests.studies.factories import (
@@ -157,6 +158,10 @@ MATRIX = {
     ("qc:finding_report", "POST"): REVIEWERS_WRITE,
     ("qc:finding_note_add", "GET"): POST_ONLY,
     ("qc:finding_note_add", "POST"): FINDING_FOLLOW_UP,
+    ("qc:study_readme_edit", "GET"): STUDY_ADMIN_READ,
+    ("qc:study_readme_edit", "POST"): STUDY_ADMIN_WRITE,
+    ("qc:study_progress", "GET"): EVERY_MEMBER,
+    ("qc:study_progress", "POST"): GET_ONLY,
     ("qc:compliance:study_compliance", "GET"): EVERY_MEMBER,
     ("qc:compliance:study_compliance", "POST"): GET_ONLY,
     ("qc:compliance:study_compliance_csv", "GET"): EVERY_MEMBER,
@@ -390,6 +395,8 @@ def url_for(name, objects, site="cmh"):
     notes = objects["notes"][site]
     kwargs = {
         "qc:study_detail": {"nickname": "SPINS"},
+        "qc:study_readme_edit": {"nickname": "SPINS"},
+        "qc:study_progress": {"nickname": "SPINS"},
         "qc:qc_search_export": {"export_format": "csv"},
         "api:study_detail": {"nickname": "SPINS"},
         "api:study_timepoints": {"nickname": "SPINS"},
@@ -456,6 +463,7 @@ def post_data(name, objects, site="cmh"):
         "qc:comment_edit": {"text": "Arrived 20 minutes late."},
         "qc:finding_report": {"description": "An enlarged ventricle in the T1."},
         "qc:finding_note_add": {"text": "The PI called the participant.", "marks_resolved": "on"},
+        "qc:study_readme_edit": {"text": "# SPINS\n\nScan notes.", "action": "save"},
         "qc:compliance:resolve_deviation": {
             "header_diff": compliance.header_diff.pk,
             "field": "EchoTime",
@@ -496,6 +504,7 @@ def writes():
         TimepointComment.objects.filter(deleted_at__isnull=False).count(),
         IncidentalFinding.objects.count(),
         FindingNote.objects.count(),
+        StudyReadme.objects.count(),
     )
 
 

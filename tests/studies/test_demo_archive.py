@@ -10,7 +10,7 @@ import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from studies.models import Scan, Session, Timepoint
+from studies.models import Scan, Session, TaskFile, Timepoint
 from tests.studies.factories import (
     ExpectedScanFactory,
     ScantypeFactory,
@@ -51,7 +51,10 @@ def create_rows_from_config(root):
     )
     for site_name, site in settings["Sites"].items():
         study_site = StudySiteFactory(
-            study=study, site=SiteFactory(name=site_name), code=settings["StudyTag"]
+            study=study,
+            site=SiteFactory(name=site_name),
+            code=settings["StudyTag"],
+            uses_tech_notes=site.get("UsesTechNotes", False),
         )
         for tag, export in site["ExportInfo"].items():
             ExpectedScanFactory(
@@ -296,6 +299,26 @@ def test_demo_import_qc_image_files_exist(imported_demo):
     assert len(images) == 40
     for image in images:
         assert (demo / STUDY_ROOT / image).is_file(), image
+
+
+def test_demo_import_tech_notes_and_task_files(imported_demo):
+    root, _ = imported_demo
+
+    with_notes = Session.objects.exclude(tech_notes_path="").select_related("timepoint")
+    assert sorted(session.name for session in with_notes) == [
+        "DEM01_CMH_0001_01_01",
+        "DEM01_CMH_0001_01_02",
+        "DEM01_CMH_0001_02_01",
+        "DEM01_CMH_0002_01_01",
+    ]
+    notes = (root / "DEMO" / with_notes[0].tech_notes_path).read_bytes()
+    assert notes.startswith(b"%PDF-1.4")
+    assert notes.rstrip().endswith(b"%%EOF")
+    task_files = TaskFile.objects.select_related("session__timepoint")
+    assert len(task_files) == 7
+    task_file = task_files.get(session__timepoint__name="DEM01_UTO_0002_01")
+    assert task_file.path == "task/DEM01_UTO_0002_01_01/DEM01_UTO_0002_01_01_RST_behav.csv"
+    assert task_file.size == len((root / "DEMO" / task_file.path).read_bytes())
 
 
 def test_demo_second_import_changes_nothing(imported_demo):

@@ -34,6 +34,7 @@ class Command(BaseCommand):
             f"Wrote the demo archive of study DEMO to {archive.study_root}: "
             f"{len(archive.timepoints)} timepoints, {len(archive.sessions)} sessions, "
             f"{archive.nifti_files} NIfTI files, {archive.qc_images} QC images, "
+            f"{archive.tech_notes} tech notes, {archive.task_files} task files, "
             f"{len(archive.files)} files in all."
         )
         for path in archive.malformed_files:
