@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import permissions
 from accounts.redirects import safe_redirect_url
+from integrations.selectors import issues_panel
 from qc import compliance_selectors, selectors, services
 from qc.forms import ReviewForm, SignOffForm
 from redcap.selectors import surveys_for_sessions
@@ -110,6 +111,7 @@ def timepoint_detail(request, name):
             "not_redcap_handler": not permissions.can_handle_redcap(
                 request.user, timepoint.study, timepoint.site
             ),
+            "issues_panel": issues_panel(request.user, timepoint),
         },
     )
 
