@@ -1,7 +1,7 @@
 """XNAT QC write-back and the issue tracker link: their settings, push log and issue cache."""
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.validators import RegexValidator, URLValidator
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 
@@ -169,9 +169,11 @@ class IssueTracker(models.Model):
     provider = models.CharField(
         max_length=16, choices=TrackerProvider.choices, default=TrackerProvider.GITHUB
     )
-    api_url = models.URLField(
+    api_url = models.CharField(
         "API base URL",
+        max_length=255,
         default="https://api.github.com",
+        validators=[URLValidator(schemes=["http", "https"])],
         help_text=(
             "https://api.github.com for github.com, https://HOST/api/v3 for GitHub Enterprise, "
             "https://HOST/api/v4 for GitLab."
@@ -272,7 +274,7 @@ class IssueRequest(models.Model):
     assignee_username = models.CharField(max_length=255, blank=True)
     status = models.CharField(max_length=16, choices=IssueRequestStatus.choices)
     issue_number = models.PositiveIntegerField(null=True, blank=True)
-    issue_url = models.URLField(max_length=1024, blank=True)
+    issue_url = models.CharField(max_length=1024, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
