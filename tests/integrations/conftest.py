@@ -96,11 +96,6 @@ def xnat(fake_xnat, monkeypatch, integration_settings, db):
 
 
 @pytest.fixture
-def reviewer(db):
-    return UserFactory(username="reviewer", email="reviewer@example.org")
-
-
-@pytest.fixture
 def tracker_study(db):
     """SPINS at CMH with timepoint SPN01_CMH_0001_01 and no tracker."""
     study_site = StudySiteFactory(
