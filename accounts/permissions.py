@@ -417,17 +417,17 @@ def xnat_push_study_sites(user):
 
 
 def can_view_xnat_pushes(user):
-    """Whether the user may open the list of failed XNAT pushes, which spans studies."""
+    """Return whether the user may open the list of failed XNAT pushes, which spans studies."""
     return is_dashboard_admin(user) or any(
         role >= Role.STUDY_ADMIN for _study, _site, role in memberships_of(user)
     )
 
 
 def can_push_to_xnat(user, study, site=None):
-    """Whether the user may push a scan's QC state to XNAT again (study admin at the site)."""
+    """Return whether the user may push a scan's QC state to XNAT again (study admin there)."""
     return has_role(user, study, Role.STUDY_ADMIN, site)
 
 
 def can_open_issue(user, study, site=None):
-    """Whether the user may open an issue about a timepoint on the study's tracker."""
+    """Return whether the user may open an issue about a timepoint on the study's tracker."""
     return can_review(user, study, site)

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
-# Upper bound of a response body read; the largest expected answer (50 issues) is far below it.
+# Maximum size of a response body. A search result of 50 issues is far below it.
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024
 # Characters of a server's error text repeated in ours.
 MAX_ERROR_TEXT = 300
@@ -28,7 +28,7 @@ class ServiceUnavailable(ServiceError):
 
 
 def request(service, method, url, *, headers, timeout, body=None):
-    """Send one request and return (status, body bytes) for a 2xx answer.
+    """Send one request and return (status, body bytes) for a 2xx response.
 
     `service` names the server in messages ("XNAT at https://xnat.example.org"). Raise
     ServiceUnavailable for failures worth retrying and ServiceError for the others.
@@ -71,7 +71,7 @@ def parse_json(service, body):
 
 
 def preview(value):
-    """A short, single-line, quoted form of a response body or value for messages."""
+    """Return a short, single-line, quoted form of a response body or value for messages."""
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
     text = " ".join(str(value).split())

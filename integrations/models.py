@@ -69,7 +69,7 @@ class XnatSiteSettings(models.Model):
 
 
 def xnat_configured_filter(prefix=""):
-    """A Q matching study sites (through `prefix`) whose QC decisions are pushed to XNAT."""
+    """Build a Q that matches study sites (through `prefix`) that push QC decisions to XNAT."""
     return Q(
         **{
             f"{prefix}xnat_settings__push_enabled": True,

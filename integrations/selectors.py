@@ -21,7 +21,7 @@ from studies.models import StudySite
 
 @dataclass
 class IssuesPanel:
-    """What the timepoint page shows about the study's issue tracker."""
+    """The issues panel of the timepoint page: the tracker, its stored issues and their age."""
 
     is_enabled: bool
     tracker: IssueTracker | None = None
@@ -83,5 +83,5 @@ def failed_pushes(user):
 
 
 def xnat_is_configured_anywhere():
-    """Whether any study site pushes QC decisions to XNAT."""
+    """Return whether any study site pushes QC decisions to XNAT."""
     return StudySite.objects.filter(xnat_configured_filter()).exists()

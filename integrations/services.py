@@ -91,7 +91,7 @@ def push_again(push, *, user):
 
 
 def current_state(scan):
-    """The scan's QC state now: its newest decision (its source's, for a linked scan)."""
+    """Return the scan's QC state now: its newest decision (its source's, for a linked scan)."""
     state = (
         ScanReview.objects.newest_for(scan.review_target_id).values_list("state", flat=True).first()
     )
@@ -204,7 +204,7 @@ def _finish(push, status, *, error=""):
 
 
 def enabled_tracker(study):
-    """The study's issue tracker when it is on, else None."""
+    """Return the study's issue tracker when it is on, else None."""
     return IssueTracker.objects.filter(study=study, is_enabled=True).first()
 
 
@@ -281,8 +281,8 @@ def open_issue(timepoint, *, user, title, body):
     """Open an issue about a timepoint on its study's tracker and return the IssueRequest.
 
     The issue is assigned to the next staff contact in turn. The request is kept whether the
-    tracker accepts it or not; when it fails, IntegrationError says why and nothing else
-    changes (the turn stays with the same staff contact).
+    tracker accepts it or not. When it fails, the IntegrationError message gives the reason,
+    and the turn stays with the same staff contact.
     """
     title = clean_issue_title(timepoint, title)
     body = (body or "").strip()

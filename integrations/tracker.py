@@ -20,7 +20,7 @@ MAX_TITLE_LENGTH = 256
 
 
 class TrackerConfigError(Exception):
-    """Tracker settings that must be fixed before any call; the message says how."""
+    """Invalid or missing tracker settings. The message names the setting and the fix."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def create_issue(tracker, *, title, body, assignee_username, timeout):
     issue_url = data.get(url_key) if isinstance(data, dict) else None
     if not isinstance(number, int) or not _is_web_url(issue_url):
         raise ServiceError(
-            f"{service} answered the new issue with {preview(response)}, which has no issue "
+            f"{service} returned {preview(response)} for the new issue, which has no issue "
             f"number and URL; check on the tracker whether the issue was opened."
         )
     return NewIssue(number=number, url=issue_url)

@@ -19,12 +19,12 @@ QUALITY_FIELD = "xnat:imageScanData/quality"
 
 
 class XnatConfigError(Exception):
-    """Settings that make a push impossible until a person fixes them; the message says how."""
+    """Invalid or missing push settings. The message names the setting and the fix."""
 
 
 @dataclass(frozen=True)
 class XnatTarget:
-    """Where a scan lives in XNAT: project, subject and experiment labels and the scan ID."""
+    """The location of a scan in XNAT: project, subject and experiment labels, scan ID."""
 
     project: str
     subject: str
@@ -160,7 +160,7 @@ def set_scan_quality(server_url, credentials, target, quality, *, timeout):
 
 
 def _base_url(server_url):
-    """The server URL with a scheme (https when the config gives only host:port)."""
+    """Return the server URL with a scheme (https when the config has only host:port)."""
     url = server_url.strip().rstrip("/")
     if "://" not in url:
         url = f"https://{url}"

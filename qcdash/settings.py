@@ -325,8 +325,8 @@ XNAT_TIMEOUT = env.float("XNAT_TIMEOUT", default=10.0)
 XNAT_MAX_ATTEMPTS = env.int("XNAT_MAX_ATTEMPTS", default=5)
 # Seconds before the first retry of a push; each further retry waits twice as long.
 XNAT_RETRY_DELAY = env.int("XNAT_RETRY_DELAY", default=60)
-# Seconds to wait for GitHub or GitLab on each request. Opening an issue waits this long at
-# most before the reviewer sees the error, so keep it short.
+# Seconds to wait for GitHub or GitLab on each request. The new-issue form waits this long
+# per request before it shows the error to the reviewer, so keep it short.
 ISSUE_TRACKER_TIMEOUT = env.float("ISSUE_TRACKER_TIMEOUT", default=5.0)
 # Minutes after which a timepoint's stored issue list is refreshed when its page is opened.
 ISSUE_TRACKER_REFRESH_MINUTES = env.int("ISSUE_TRACKER_REFRESH_MINUTES", default=15)

@@ -1,8 +1,8 @@
 """Stand-ins for an XNAT server and for the GitHub and GitLab issue APIs, on 127.0.0.1.
 
-Each runs a real HTTP server in a thread, speaks the small part of the protocol qcdash uses,
-records every request, and can be told to fail: with a status for the next N requests, slowly,
-or with any body.
+Each runs a real HTTP server in a thread, speaks the small part of the protocol qcdash uses
+and records every request. A test can make it fail the next N requests with a status, respond
+slowly or respond with any body.
 """
 
 import base64
@@ -27,7 +27,7 @@ class RecordedRequest:
 
 
 class StandInServer:
-    """The HTTP plumbing: threads, recording and failure modes. Subclasses answer requests."""
+    """The HTTP plumbing: threads, recording and failure modes. Subclasses build responses."""
 
     def __init__(self):
         self.requests = []
@@ -39,17 +39,17 @@ class StandInServer:
         self._thread = None
 
     def fail_next(self, count, status=503, body=b'{"message": "Service unavailable"}'):
-        """Answer the next `count` requests with `status`."""
+        """Respond to the next `count` requests with `status`."""
         with self._lock:
             self._failures += [(status, body)] * count
 
     def respond_slowly(self, seconds):
-        """Wait `seconds` before answering each request, until `recover()`."""
+        """Wait `seconds` before responding to each request, until `recover()`."""
         with self._lock:
             self._delay = seconds
 
     def respond_with(self, body, status=200, content_type="application/json"):
-        """Answer every request with this body, until `recover()`."""
+        """Respond to every request with this body, until `recover()`."""
         with self._lock:
             payload = body if isinstance(body, bytes) else body.encode()
             self._raw_body = (status, payload, content_type)

@@ -62,10 +62,9 @@ def test_panel_off_without_tracker(reviewer_client, tracker_study):
 def test_panel_query_count(reviewer_client, tracker, django_assert_num_queries, count):
     cache_issues(tracker.timepoint, count)
 
-    # 1 session, 2 user, 3 timepoint with study and site, 4 sessions with sign-off status,
-    # 5 scans, 6 expected scans; compliance badges 7 study sites, 8 expected scans, 9 scan
-    # counts, 10 missing-scan dismissals, 11 header diff counts; REDCap panel 12 sessions,
-    # 13 survey links, 14 survey dismissals; issues panel 15 tracker, 16 stored issues.
+    # The timepoint page runs 15 queries without a tracker (tests/qc/test_views_timepoint.py
+    # names them). The issues panel adds 16, the stored issues, and the count does not grow
+    # with the number of issues.
     with django_assert_num_queries(16):
         response = reviewer_client.get(TIMEPOINT_URL)
 
