@@ -500,3 +500,33 @@ def require_follow_up_findings(user, study, site=None):
             "You may not follow up incidental findings; this needs a study admin or a study "
             "contact."
         )
+
+
+def xnat_push_study_sites(user):
+    """Study sites whose XNAT push failures the user may see and push again: those where they
+    are study admin (every study site for a dashboard admin)."""
+    if not is_signed_in(user):
+        return StudySite.objects.none()
+    if is_dashboard_admin(user):
+        return StudySite.objects.all()
+    covering = StudyMembership.objects.filter(
+        user_id=user.pk, study_id=OuterRef("study_id"), role__gte=Role.STUDY_ADMIN
+    ).filter(Q(site__isnull=True) | Q(site_id=OuterRef("site_id")))
+    return StudySite.objects.filter(Exists(covering))
+
+
+def can_view_xnat_pushes(user):
+    """Return whether the user may open the list of failed XNAT pushes, which spans studies."""
+    return is_dashboard_admin(user) or any(
+        role >= Role.STUDY_ADMIN for _study, _site, role in memberships_of(user)
+    )
+
+
+def can_push_to_xnat(user, study, site=None):
+    """Return whether the user may push a scan's QC state to XNAT again (study admin there)."""
+    return has_role(user, study, Role.STUDY_ADMIN, site)
+
+
+def can_open_issue(user, study, site=None):
+    """Return whether the user may open an issue about a timepoint on the study's tracker."""
+    return can_review(user, study, site)

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import permissions
 from accounts.redirects import safe_redirect_url
+from integrations.selectors import issues_panel
 from qc import compliance_selectors, history, notes_selectors, selectors, services, volume_selectors
 from qc.forms import ReviewForm, SignOffForm
 from redcap.selectors import surveys_for_sessions
@@ -125,6 +126,7 @@ def render_timepoint_page(request, name, **notes_forms):
                 request.user, timepoint.study, timepoint.site
             ),
             **notes_selectors.notes_context(request, timepoint, **notes_forms),
+            "issues_panel": issues_panel(request.user, timepoint),
         },
     )
 

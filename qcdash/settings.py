@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "studies",
     "qc",
     "redcap",
+    "integrations",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -315,6 +316,20 @@ REDCAP_MAX_ATTEMPTS = env.int("REDCAP_MAX_ATTEMPTS", default=5)
 # scheduler looks for due retries about every 30 seconds (django-q2 1.11), so a retry may start
 # up to that much later.
 REDCAP_RETRY_DELAY = env.int("REDCAP_RETRY_DELAY", default=60)
+
+# --- XNAT and issue tracker ----------------------------------------------------------------
+
+# Seconds to wait for XNAT on each request of a QC push before the attempt counts as failed.
+XNAT_TIMEOUT = env.float("XNAT_TIMEOUT", default=10.0)
+# Attempts to push a QC decision while XNAT is down or slow; then the push is marked failed.
+XNAT_MAX_ATTEMPTS = env.int("XNAT_MAX_ATTEMPTS", default=5)
+# Seconds before the first retry of a push; each further retry waits twice as long.
+XNAT_RETRY_DELAY = env.int("XNAT_RETRY_DELAY", default=60)
+# Seconds to wait for GitHub or GitLab on each request. The new-issue form waits this long
+# per request before it shows the error to the reviewer, so keep it short.
+ISSUE_TRACKER_TIMEOUT = env.float("ISSUE_TRACKER_TIMEOUT", default=5.0)
+# Minutes after which a timepoint's stored issue list is refreshed when its page is opened.
+ISSUE_TRACKER_REFRESH_MINUTES = env.int("ISSUE_TRACKER_REFRESH_MINUTES", default=15)
 
 # --- API ------------------------------------------------------------------------------------
 

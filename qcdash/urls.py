@@ -15,5 +15,6 @@ urlpatterns = [
     path("redcap/", include("redcap.urls")),
     path("api/v1/", include("api.urls")),
     path("", include("notifications.urls")),
+    path("", include("integrations.urls")),
     path("", include("qc.urls")),
 ]

@@ -19,6 +19,7 @@ from django.contrib.admin.sites import site as admin_site
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.models import AccessEvent, AccountRequest, Role, StudyMembership
+from integrations.models import IssueRequest, PushStatus, XnatPush
 from qc.compliance_services import compute_header_diffs_for_sessions
 from qc.models import (
     DeviationResolution,
@@ -95,6 +96,7 @@ AUTHOR_WRITE = row(LOGIN, MISSING, DENIED, DENIED, DENIED, FOUND, DENIED, DENIED
 # A finding reported by the QC reviewer: hidden (404) from those who may not see it, seen but not
 # followed up by its reporter (403), followed up by study and dashboard admins.
 FINDING_FOLLOW_UP = row(LOGIN, MISSING, MISSING, MISSING, DENIED, MISSING, FOUND, FOUND, LOGIN)
+STUDY_ADMIN_LIST = row(LOGIN, DENIED, DENIED, DENIED, DENIED, DENIED, OK, OK, LOGIN)
 STUDY_ADMIN_READ = row(LOGIN, MISSING, DENIED, DENIED, DENIED, DENIED, OK, OK, LOGIN)
 STUDY_ADMIN_WRITE = row(LOGIN, MISSING, DENIED, DENIED, DENIED, DENIED, FOUND, FOUND, LOGIN)
 ADMIN_READ = row(LOGIN, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, OK, LOGIN)
@@ -275,6 +277,14 @@ MATRIX = {
     ("notifications:failed", "POST"): GET_ONLY,
     ("notifications:study_recipients", "GET"): STUDY_ADMIN_READ,
     ("notifications:study_recipients", "POST"): GET_ONLY,
+    # Integrations: failed XNAT pushes (a list across studies) and new tracker issues. Without
+    # an issue tracker, an allowed POST ends in a redirect with an error message.
+    ("integrations:failed_pushes", "GET"): STUDY_ADMIN_LIST,
+    ("integrations:failed_pushes", "POST"): GET_ONLY,
+    ("integrations:push_again", "GET"): POST_ONLY,
+    ("integrations:push_again", "POST"): STUDY_ADMIN_WRITE,
+    ("integrations:new_issue", "GET"): REVIEWERS_READ,
+    ("integrations:new_issue", "POST"): REVIEWERS_WRITE,
     # Representatives of allauth's URLs.
     ("account_login", "GET"): SIGNED_OUT_ONLY,
     ("account_signup", "GET"): SIGNED_OUT_ONLY,
@@ -369,7 +379,17 @@ def objects(persona_study, personas):
         reason="Scan QC",
     )
     deactivated = UserFactory(username="deactivated", is_active=False)
+    pushes = {
+        site: XnatPush.objects.create(
+            scan=data.scan,
+            study=persona_study.study,
+            status=PushStatus.FAILED,
+            last_error="XNAT returned HTTP 503.",
+        )
+        for site, data in (("cmh", persona_study.cmh), ("zhh", persona_study.zhh))
+    }
     return {
+        "pushes": pushes,
         "world": persona_study,
         "target": target,
         "membership": membership,
@@ -429,6 +449,8 @@ def url_for(name, objects, site="cmh"):
         "redcap:link_record": {"pk": objects["record"].pk},
         "redcap:retry_trigger": {"pk": objects["trigger"].pk},
         "redcap:dismiss_survey": {"session_id": data.session.name},
+        "integrations:push_again": {"pk": objects["pushes"][site].pk},
+        "integrations:new_issue": {"name": data.timepoint.name},
         "accounts:request_detail": {"pk": objects["account_request"].pk},
         "accounts:request_approve": {"pk": objects["account_request"].pk},
         "accounts:request_reject": {"pk": objects["account_request"].pk},
@@ -472,6 +494,7 @@ def post_data(name, objects, site="cmh"):
         },
         "qc:compliance:dismiss_missing_scans": {"reason": "The participant stopped the session."},
         "redcap:dismiss_survey": {"reason": "The participant left before the survey."},
+        "integrations:new_issue": {"title": "Motion", "body": "Heavy motion in RST."},
         "accounts:profile": {"first_name": "Pat", "last_name": "Doe"},
         "accounts:request_approve": {"scopes": [str(world.study.pk)], "role": Role.VIEWER},
         "accounts:request_reject": {"reason": "Not part of the lab."},
@@ -505,6 +528,8 @@ def writes():
         IncidentalFinding.objects.count(),
         FindingNote.objects.count(),
         StudyReadme.objects.count(),
+        XnatPush.objects.count(),
+        IssueRequest.objects.count(),
     )
 
 
@@ -553,6 +578,9 @@ SITE_BOUND = {
     ("qc:comment_delete", "POST"): DENIED,
     ("qc:finding_report", "POST"): FOUND,
     ("qc:finding_note_add", "POST"): DENIED,
+    ("integrations:push_again", "POST"): DENIED,
+    ("integrations:new_issue", "GET"): OK,
+    ("integrations:new_issue", "POST"): FOUND,
 }
 
 

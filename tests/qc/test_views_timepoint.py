@@ -251,8 +251,9 @@ def test_timepoint_query_count(reviewer_client, reviewer, django_assert_num_quer
     # session and status. The REDCap panel adds 13 sessions with their study sites, 14 survey
     # links with records, 15 survey dismissals. The notes sections add 16 comments with authors,
     # 17 incidental findings the user may see, 18 history (one union); comment revisions and
-    # finding notes are fetched only when there are comments or findings.
-    with django_assert_num_queries(18):
+    # finding notes are fetched only when there are comments or findings. The issues panel adds
+    # 19 the study's issue tracker (none here).
+    with django_assert_num_queries(19):
         response = reviewer_client.get(timepoint_url(timepoint.name))
 
     assert response.status_code == 200

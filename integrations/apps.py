@@ -1,0 +1,20 @@
+from django.apps import AppConfig
+
+
+class IntegrationsConfig(AppConfig):
+    name = "integrations"
+    verbose_name = "Integrations (XNAT, issue tracker)"
+
+    def ready(self):
+        from django.db.models.signals import post_save
+
+        from integrations import config_sync, receivers
+        from qc.models import ScanReview
+        from studies import config_sync as studies_config_sync
+
+        # qc never imports this app: every new QC decision reaches it through post_save, and
+        # the receiver queues the XNAT pushes once the decision's transaction commits.
+        post_save.connect(
+            receivers.queue_xnat_pushes, sender=ScanReview, dispatch_uid="integrations.xnat_push"
+        )
+        studies_config_sync.register_sync_step(config_sync.XnatSyncStep())
