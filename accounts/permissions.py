@@ -401,3 +401,14 @@ def can_view_notification_log(user):
 def require_view_notification_log(user):
     if not can_view_notification_log(user):
         raise PermissionDenied
+
+
+def can_delete_records(user):
+    """Whether the user may delete (hide) timepoints, sessions and scans and restore them
+    (dashboard admins). Files on disk are never removed from the web."""
+    return is_dashboard_admin(user)
+
+
+def require_delete_records(user):
+    if not can_delete_records(user):
+        raise PermissionDenied("Only dashboard admins may delete timepoints, sessions and scans.")

@@ -110,6 +110,7 @@ def timepoint_detail(request, name):
             "not_redcap_handler": not permissions.can_handle_redcap(
                 request.user, timepoint.study, timepoint.site
             ),
+            "can_delete_records": permissions.can_delete_records(request.user),
         },
     )
 
@@ -132,6 +133,7 @@ def _render_scan_page(request, scan, form):
         "source_visible": source_visible,
         "can_review": permissions.can_review(request.user, study, site),
         "can_resolve_deviations": permissions.can_resolve_deviations(request.user, study, site),
+        "can_delete_records": permissions.can_delete_records(request.user),
         "form": form,
     }
     return render(request, "qc/scan_detail.html", context)

@@ -28,6 +28,7 @@ from qc.models import (
     ScanReview,
     SessionSignOff,
 )
+from studies.models import DeletionEvent
 from tests.accounts.personas import PERSONA_NAMES
 from tests.qc.compliance_factories import GoldStandardFactory
 from tests.studies.factories import (
@@ -88,6 +89,9 @@ STUDY_ADMIN_READ = row(LOGIN, MISSING, DENIED, DENIED, DENIED, DENIED, OK, OK, L
 STUDY_ADMIN_WRITE = row(LOGIN, MISSING, DENIED, DENIED, DENIED, DENIED, FOUND, FOUND, LOGIN)
 ADMIN_READ = row(LOGIN, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, OK, LOGIN)
 ADMIN_WRITE = row(LOGIN, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, FOUND, LOGIN)
+# Study data only dashboard admins may change: members get 403, others 404.
+ADMIN_ONLY_READ = row(LOGIN, MISSING, DENIED, DENIED, DENIED, DENIED, DENIED, OK, LOGIN)
+ADMIN_ONLY_WRITE = row(LOGIN, MISSING, DENIED, DENIED, DENIED, DENIED, DENIED, FOUND, LOGIN)
 PUBLIC = row(OK, OK, OK, OK, OK, OK, OK, OK, OK)
 SIGNED_OUT_ONLY = row(OK, FOUND, FOUND, FOUND, FOUND, FOUND, FOUND, FOUND, OK)
 # The JSON API returns 401 instead of redirecting to the sign-in page.
@@ -133,6 +137,13 @@ MATRIX = {
     ("qc:scan_review", "POST"): REVIEWERS_WRITE,
     ("qc:session_sign_off", "GET"): REVIEWERS_READ,
     ("qc:session_sign_off", "POST"): REVIEWERS_WRITE,
+    # Deleting (hiding) timepoints, sessions and scans.
+    ("deletion:timepoint", "GET"): ADMIN_ONLY_READ,
+    ("deletion:timepoint", "POST"): ADMIN_ONLY_WRITE,
+    ("deletion:session", "GET"): ADMIN_ONLY_READ,
+    ("deletion:session", "POST"): ADMIN_ONLY_WRITE,
+    ("deletion:scan", "GET"): ADMIN_ONLY_READ,
+    ("deletion:scan", "POST"): ADMIN_ONLY_WRITE,
     ("qc:compliance:study_compliance", "GET"): EVERY_MEMBER,
     ("qc:compliance:study_compliance", "POST"): GET_ONLY,
     ("qc:compliance:study_compliance_csv", "GET"): EVERY_MEMBER,
@@ -364,6 +375,9 @@ def url_for(name, objects, site="cmh"):
         "api:scan_qc": {"name": data.scan.name},
         "api:header_diff": {"name": data.scan.name},
         "qc:timepoint_detail": {"name": data.timepoint.name},
+        "deletion:timepoint": {"name": data.timepoint.name},
+        "deletion:session": {"session_id": data.session.name},
+        "deletion:scan": {"name": data.scan.name},
         "qc:scan_detail": {"name": data.scan.name},
         "qc:scan_review": {"name": data.scan.name},
         "qc:session_sign_off": {"session_id": data.session.name},
@@ -405,6 +419,9 @@ def post_data(name, objects, site="cmh"):
     return {
         "qc:scan_review": {"state": "flagged", "comment": "motion"},
         "qc:session_sign_off": {"approve_scan_ids": [data.scan.pk]},
+        "deletion:timepoint": {"reason": "Entered under the wrong subject ID."},
+        "deletion:session": {"reason": "Scanned twice by mistake."},
+        "deletion:scan": {"reason": "Test series, not part of the protocol."},
         "qc:compliance:resolve_deviation": {
             "header_diff": compliance.header_diff.pk,
             "field": "EchoTime",
@@ -440,6 +457,7 @@ def writes():
         StudyMembership.objects.count(),
         DeviationResolution.objects.count(),
         MissingScanDismissal.objects.count(),
+        DeletionEvent.objects.count(),
     )
 
 
@@ -481,6 +499,9 @@ SITE_BOUND = {
     ("api:session", "GET"): OK,
     ("api:scan", "GET"): OK,
     ("redcap:dismiss_survey", "POST"): DENIED,
+    ("deletion:timepoint", "GET"): DENIED,
+    ("deletion:session", "POST"): DENIED,
+    ("deletion:scan", "POST"): DENIED,
 }
 
 
