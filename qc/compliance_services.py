@@ -780,11 +780,16 @@ def link_scan(source_scan, target_session_id, *, dry_run=False):
             f"another study or subject."
         )
 
-    existing = Scan.all_objects.filter(name=target_name).select_related("source").first()
-    if existing is not None and existing.is_deleted:
+    existing = (
+        Scan.all_objects.filter(name=target_name)
+        .select_related("source", "session__timepoint")
+        .first()
+    )
+    if existing is not None and existing.is_hidden:
         raise ComplianceError(
-            f"Scan {target_name} exists but was deleted by a dashboard admin, so it is left "
-            f"hidden. Restore it in the admin site first, or choose another target session."
+            f"Scan {target_name} exists but it or its session was deleted by a dashboard "
+            f"admin, so it is left hidden. Restore it in the admin site first, or choose "
+            f"another target session."
         )
     if existing is not None:
         if existing.source_id == source.pk:

@@ -306,6 +306,12 @@ class Session(Hideable):
         return self.name
 
     @property
+    def is_hidden(self):
+        """Whether the session or its timepoint is deleted (queries unless `timepoint` was
+        preloaded)."""
+        return self.is_deleted or self.timepoint.is_deleted
+
+    @property
     def name(self):
         """The datman session ID (queries unless `timepoint` was preloaded)."""
         if self.timepoint.is_phantom:
@@ -364,6 +370,12 @@ class Scan(Hideable):
 
     def __str__(self):
         return self.name
+
+    @property
+    def is_hidden(self):
+        """Whether the scan, its session or its timepoint is deleted (queries unless
+        `session__timepoint` was preloaded)."""
+        return self.is_deleted or self.session.is_hidden
 
     @property
     def tag(self):
