@@ -1,6 +1,6 @@
 """The pages on which a dashboard admin deletes (hides) a timepoint, a session or a scan.
 
-Each page asks for a reason (GET) and deletes on POST. Restoring is done in the admin site.
+Each page requests a reason (GET) and deletes on POST. Restoring is done in the admin site.
 """
 
 import logging

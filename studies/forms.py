@@ -1,4 +1,4 @@
-"""The form that asks for the reason of a deletion or a restore."""
+"""The form that requests the reason for a deletion or a restore."""
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -21,7 +21,7 @@ class ReasonForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # services.clean_reason rejects NUL characters with a message that says what to do.
+        # services.clean_reason rejects NUL characters with a message that names the fix.
         field = self.fields["reason"]
         field.validators = [
             validator

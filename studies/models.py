@@ -149,17 +149,17 @@ class ExpectedScan(models.Model):
 
 # --- Hidden (soft-deleted) timepoints, sessions and scans ----------------------------------
 #
-# A dashboard admin may hide a timepoint, a session or a scan (studies.services). A hidden
-# row keeps its QC history and its files; only the three fields of `Hideable` change. A row is
-# also hidden while any parent is hidden. That is decided by the query, not by writes to the
-# children, so restoring a parent brings back its children exactly as they were.
+# A dashboard admin may delete (hide) a timepoint, a session or a scan (studies.services).
+# A hidden row keeps its QC history and its files, and only the three fields of `Hideable`
+# change. A row is also hidden while any parent is hidden. That is decided by the query, not by
+# writes to the children, so restoring a parent brings back its children exactly as they were.
 #
-# `objects` (the default manager, so also reverse relations such as `timepoint.sessions` and
-# prefetches) leaves hidden rows out. `all_objects` contains them, for the admin site, the
-# importer, the JSON API's writes and the services that hide and restore. Lookups that start
-# from another model and follow a relation (`Count("sessions__scans")`,
-# `filter(scans__name=...)`) bypass both managers: start such queries from `Scan.objects`
-# or add the `SHOWN_*` conditions below by hand.
+# `objects` is the default manager, so reverse relations such as `timepoint.sessions` and
+# prefetches use it too, and it leaves hidden rows out. `all_objects` contains them, for the
+# admin site, the importer, the JSON API's writes, scan linking and the services that delete
+# and restore. Lookups that start from another model and follow a relation
+# (`Count("sessions__scans")`, `filter(scans__name=...)`) bypass both managers. Start such
+# queries from `Scan.objects`, or add the `SHOWN_*` conditions below by hand.
 
 # The conditions under which a row is shown or hidden, relative to the row's own model.
 SHOWN_TIMEPOINT = Q(deleted_at__isnull=True)

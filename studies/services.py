@@ -1,6 +1,6 @@
 """Delete (hide) and restore timepoints, sessions and scans.
 
-Deleting hides a row from every page, count, export and API answer (see the managers in
+Deleting hides a row from every page, count, export and API response (see the managers in
 studies.models) and records who, when and why on the row and in a DeletionEvent. Files on disk,
 the rows' QC history and the rows of the children stay as they are, so a restore brings back
 exactly what was hidden.
@@ -26,11 +26,11 @@ MAX_REASON_LENGTH = 1000
 
 
 class DeletionError(Exception):
-    """A delete or restore that cannot be done; the message is meant for the admin."""
+    """A delete or restore that cannot be done. Its message is meant for the admin."""
 
 
 def clean_reason(reason):
-    """Strip a deletion or restore reason and check it; raise DeletionError with the fix."""
+    """Strip a deletion or restore reason and check it, or raise DeletionError with the fix."""
     reason = (reason or "").strip()
     if not reason:
         raise DeletionError("A reason is required: say why, for example 'scanned twice'.")
@@ -144,7 +144,7 @@ def restore_object(obj, *, user, reason):
         if not obj.is_deleted:
             if parent is not None:
                 raise DeletionError(
-                    f"The {_describe(obj)} is not deleted itself; it is hidden because its "
+                    f"The {_describe(obj)} is not deleted itself. It is hidden because its "
                     f"{_describe(parent)} is deleted. Restore that instead."
                 )
             raise DeletionError(
