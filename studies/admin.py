@@ -105,6 +105,9 @@ class HideableAdmin(admin.ModelAdmin):
 
     actions = ["delete_selected_records", "restore_selected_records"]
 
+    # NOTE: Django's unique checks on the change form read the default manager, so renaming a
+    # row to the name of a hidden row fails in the database (a server error), not in the form.
+
     def get_queryset(self, request):
         queryset = self.model.all_objects.get_queryset()
         ordering = self.get_ordering(request)
