@@ -1,4 +1,4 @@
-"""API writes leave deleted timepoints, sessions and scans as they are and say so."""
+"""API writes leave deleted timepoints, sessions and scans unchanged and return 409."""
 
 import pytest
 from django.urls import reverse

@@ -89,7 +89,7 @@ def body_of(response):
 
 
 def listing_urls(world):
-    """The URLs of every page, export and API answer that lists or names study data."""
+    """The URLs of every page, export and API response that lists or names study data."""
     study = world.study.nickname
     return [
         reverse("qc:study_list"),
@@ -118,7 +118,7 @@ def listing_urls(world):
 
 
 def hidden_detail_urls(world):
-    """The URLs that name one hidden row; each must answer 404."""
+    """The URLs that name one hidden row. Each must return 404."""
     urls = []
     for timepoint in world.hidden_timepoints:
         urls += [
