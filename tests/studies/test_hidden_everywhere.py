@@ -1,5 +1,5 @@
 """Deleted timepoints, sessions and scans appear on no page, in no count, search, export or
-API answer, and nothing links to them.
+API response, and nothing links to them.
 
 The study has one shown timepoint with a shown session holding a shown and a deleted scan, a
 deleted session holding a scan, and a deleted timepoint with a session and a scan. Every scan
