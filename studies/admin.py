@@ -83,13 +83,13 @@ class ExpectedScanAdmin(admin.ModelAdmin):
 
 
 class ShownFilter(admin.SimpleListFilter):
-    """Filters the list by whether rows are shown or hidden (deleted, or in a deleted parent)."""
+    """Filters the list by whether rows are visible or hidden (deleted, or in a deleted parent)."""
 
     title = "deletion"
     parameter_name = "hidden"
 
     def lookups(self, request, model_admin):
-        return [("no", "Shown"), ("yes", "Hidden")]
+        return [("no", "Visible"), ("yes", "Hidden")]
 
     def queryset(self, request, queryset):
         if self.value() == "no":
