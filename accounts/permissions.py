@@ -530,3 +530,14 @@ def can_push_to_xnat(user, study, site=None):
 def can_open_issue(user, study, site=None):
     """Return whether the user may open an issue about a timepoint on the study's tracker."""
     return can_review(user, study, site)
+
+
+def can_delete_records(user):
+    """Whether the user may delete (hide) timepoints, sessions and scans and restore them
+    (dashboard admins). Files on disk are never removed from the web."""
+    return is_dashboard_admin(user)
+
+
+def require_delete_records(user):
+    if not can_delete_records(user):
+        raise PermissionDenied("Only dashboard admins may delete timepoints, sessions and scans.")

@@ -229,7 +229,8 @@ class SessionView(APIView):
         permissions.require_record_sessions(request.user, study_site.study, study_site.site)
 
         with transaction.atomic():
-            timepoint, timepoint_created = Timepoint.objects.select_for_update().get_or_create(
+            # all_objects, so a deleted timepoint or session is neither created again nor shown.
+            timepoint, timepoint_created = Timepoint.all_objects.select_for_update().get_or_create(
                 name=ident.timepoint_id,
                 defaults={
                     "study": study_site.study,
@@ -244,10 +245,12 @@ class SessionView(APIView):
                     f"{timepoint.study_site.site}; check the study code of {ident.session_id}.",
                     status_code=status.HTTP_409_CONFLICT,
                 )
+            _reject_deleted(timepoint, "timepoint")
             changed = _update_fields(timepoint, data.get("timepoint", {}))
-            session, created = Session.objects.get_or_create(
+            session, created = Session.all_objects.get_or_create(
                 timepoint=timepoint, number=ident.session_number
             )
+            _reject_deleted(session, "session")
             if "acquired_on" in data:
                 changed |= _update_fields(session, {"acquired_on": data["acquired_on"]})
         created = created or timepoint_created
@@ -266,6 +269,17 @@ class SessionView(APIView):
             ).data,
         }
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def _reject_deleted(obj, kind):
+    """Raise a 409 ApiError when a dashboard admin deleted the timepoint, session or scan."""
+    if obj.is_deleted:
+        raise ApiError(
+            "deleted",
+            f"The {kind} {obj} was deleted by a dashboard admin, so it is left as it is and "
+            f"hidden. Ask a dashboard admin to restore it in the admin site if it is needed.",
+            status_code=status.HTTP_409_CONFLICT,
+        )
 
 
 def _update_fields(instance, values):
@@ -344,7 +358,7 @@ class ScanView(APIView):
         stem = name.strip()
         try:
             with transaction.atomic():
-                scan, created = Scan.objects.select_for_update().get_or_create(
+                scan, created = Scan.all_objects.select_for_update().get_or_create(
                     name=scan_name,
                     defaults={
                         "session": session,
@@ -357,6 +371,7 @@ class ScanView(APIView):
                 )
                 changed = False
                 if not created:
+                    _reject_deleted(scan, "scan")
                     self._check_same_series(scan, stem)
                     changed = _update_fields(scan, values)
         except IntegrityError as error:

@@ -780,7 +780,17 @@ def link_scan(source_scan, target_session_id, *, dry_run=False):
             f"another study or subject."
         )
 
-    existing = Scan.objects.filter(name=target_name).select_related("source").first()
+    existing = (
+        Scan.all_objects.filter(name=target_name)
+        .select_related("source", "session__timepoint")
+        .first()
+    )
+    if existing is not None and existing.is_hidden:
+        raise ComplianceError(
+            f"Scan {target_name} exists but it or its session was deleted by a dashboard "
+            f"admin, so it is left hidden. Restore it in the admin site first, or choose "
+            f"another target session."
+        )
     if existing is not None:
         if existing.source_id == source.pk:
             return LINK_EXISTS, target_name
@@ -968,9 +978,10 @@ def _find_study_site(ident):
 
 
 def _get_or_create_session(ident, study_site):
-    timepoint = Timepoint.objects.filter(name=ident.timepoint_id).first()
+    # all_objects, so a deleted timepoint or session is neither created again nor shown again.
+    timepoint = Timepoint.all_objects.filter(name=ident.timepoint_id).first()
     if timepoint is None:
-        timepoint = Timepoint.objects.create(
+        timepoint = Timepoint.all_objects.create(
             name=ident.timepoint_id,
             study=study_site.study,
             study_site=study_site,
@@ -983,7 +994,14 @@ def _get_or_create_session(ident, study_site):
             f"Timepoint {timepoint} belongs to another study site than {study_site}; check the "
             f"target session ID."
         )
-    session, _ = Session.objects.get_or_create(timepoint=timepoint, number=ident.session_number)
+    session, _ = Session.all_objects.get_or_create(timepoint=timepoint, number=ident.session_number)
+    for obj in (timepoint, session):
+        if obj.is_deleted:
+            raise ComplianceError(
+                f"{type(obj).__name__} {obj} was deleted by a dashboard admin, so nothing is "
+                f"linked into it. Restore it in the admin site first, or choose another target "
+                f"session."
+            )
     return session
 
 

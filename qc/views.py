@@ -127,6 +127,7 @@ def render_timepoint_page(request, name, **notes_forms):
             ),
             **notes_selectors.notes_context(request, timepoint, **notes_forms),
             "issues_panel": issues_panel(request.user, timepoint),
+            "can_delete_records": permissions.can_delete_records(request.user),
         },
     )
 
@@ -151,6 +152,7 @@ def _render_scan_page(request, scan, form):
         "source_visible": source_visible,
         "can_review": permissions.can_review(request.user, study, site),
         "can_resolve_deviations": permissions.can_resolve_deviations(request.user, study, site),
+        "can_delete_records": permissions.can_delete_records(request.user),
         "form": form,
     }
     return render(request, "qc/scan_detail.html", context)

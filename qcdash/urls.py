@@ -14,6 +14,7 @@ urlpatterns = [
     path("files/", include("studies.urls")),
     path("redcap/", include("redcap.urls")),
     path("api/v1/", include("api.urls")),
+    path("", include("studies.deletion_urls")),
     path("", include("notifications.urls")),
     path("", include("integrations.urls")),
     path("", include("qc.urls")),

@@ -524,6 +524,15 @@ def _find_session(record, ident):
         .first()
     )
     if session is None:
+        deleted = Session.all_objects.filter(
+            timepoint__name=ident.timepoint_id, number=ident.session_number
+        ).exists()
+        if deleted:
+            return None, (
+                f"Session {name} was deleted by a dashboard admin, so the record is not "
+                f"linked to it. Restore the session in the admin site and link the record by "
+                f"hand if it belongs there."
+            )
         return None, (
             f"Session {name} does not exist yet; the record is linked when an archive import "
             f"creates it."

@@ -135,6 +135,10 @@ class ImportResult:
         ]
         if task_changes:
             parts.append(f"task files: {', '.join(task_changes)}")
+        for kind in ("timepoint", "session", "scan"):
+            deleted = counts[f"deleted_{kind}s"]
+            if deleted:
+                parts.append(f"{_plural(deleted, f'deleted {kind}')} left hidden")
         if self.issues_at(IssueLevel.WARNING):
             parts.append(_plural(len(self.issues_at(IssueLevel.WARNING)), "warning"))
         if self.issues_at(IssueLevel.ERROR):
@@ -459,7 +463,8 @@ class _ArchiveImporter:
             return None
         self.timepoint_folders[ident.timepoint_id] = path
 
-        existing = Timepoint.objects.filter(name=ident.timepoint_id).select_related("study")
+        # all_objects, so a deleted timepoint is neither created again nor shown again.
+        existing = Timepoint.all_objects.filter(name=ident.timepoint_id).select_related("study")
         existing = existing.first()
         if existing is not None and existing.study_id != self.study.pk:
             self.report_issue(
@@ -467,6 +472,13 @@ class _ArchiveImporter:
                 path,
                 f"Timepoint {ident.timepoint_id} already belongs to study {existing.study}, and "
                 f"a timepoint cannot belong to two studies. Check the study code in the name.",
+            )
+            return None
+        if existing is not None and existing.is_deleted:
+            self.result.counts["deleted_timepoints"] += 1
+            # Its requested sessions are in the archive, so they are not reported as missing.
+            self.found_sessions.update(
+                key for key in self.requested if key[0] == ident.timepoint_id
             )
             return None
         return _Folder(path=path, ident=ident, study_site=study_site)
@@ -602,20 +614,20 @@ class _ArchiveImporter:
         try:
             with transaction.atomic():
                 timepoint, timepoint_outcome = self._upsert_timepoint(folder)
-                session, created = Session.objects.get_or_create(timepoint=timepoint, number=number)
-                counts["sessions_created" if created else "sessions_unchanged"] += 1
-
-                names = [group.name.scan_name for group, _ in scans]
-                existing = {scan.name: scan for scan in Scan.objects.filter(name__in=names)}
-                for group, scantype in scans:
-                    values = self._scan_values(group, session, scantype, manifests)
-                    outcome = _upsert_scan(group.name.scan_name, values, existing)
-                    counts[f"scans_{outcome}"] += 1
-                session_id = _session_id(folder.ident, number)
-                self._update_tech_notes(folder, session, session_id, counts)
-                self._update_task_files(session, session_id, counts)
-                if created or counts["scans_created"] or counts["scans_updated"]:
-                    self._announce(session, created=created)
+                session, created = Session.all_objects.get_or_create(
+                    timepoint=timepoint, number=number
+                )
+                if session.is_deleted:
+                    # A deleted session stays as it was, scans included, until it is restored.
+                    counts["deleted_sessions"] += 1
+                else:
+                    counts["sessions_created" if created else "sessions_unchanged"] += 1
+                    self._import_scans(session, scans, manifests, counts)
+                    session_id = _session_id(folder.ident, number)
+                    self._update_tech_notes(folder, session, session_id, counts)
+                    self._update_task_files(session, session_id, counts)
+                    if created or counts["scans_created"] or counts["scans_updated"]:
+                        self._announce(session, created=created)
         except DatabaseError as error:
             logger.exception(
                 "import of study %s: saving %s failed", self.study.nickname, session_label
@@ -683,6 +695,19 @@ class _ArchiveImporter:
             TaskFile.objects.filter(pk__in=removed).delete()
             counts["task_files_removed"] += len(removed)
 
+    def _import_scans(self, session, scans, manifests, counts):
+        names = [group.name.scan_name for group, _ in scans]
+        # all_objects, so a deleted scan is neither created again nor changed.
+        existing = {scan.name: scan for scan in Scan.all_objects.filter(name__in=names)}
+        for group, scantype in scans:
+            name = group.name.scan_name
+            if name in existing and existing[name].is_deleted:
+                counts["deleted_scans"] += 1
+                continue
+            values = self._scan_values(group, session, scantype, manifests)
+            outcome = _upsert_scan(name, values, existing)
+            counts[f"scans_{outcome}"] += 1
+
     def _announce(self, session, *, created):
         """Send `sessions_imported` for the session once its transaction commits."""
         study = self.study
@@ -708,9 +733,9 @@ class _ArchiveImporter:
             "bids_name": ident.bids_subject,
             "bids_session": ident.bids_session,
         }
-        timepoint = Timepoint.objects.filter(name=ident.timepoint_id).first()
+        timepoint = Timepoint.all_objects.filter(name=ident.timepoint_id).first()
         if timepoint is None:
-            return Timepoint.objects.create(name=ident.timepoint_id, **values), "created"
+            return Timepoint.all_objects.create(name=ident.timepoint_id, **values), "created"
         changed = [name for name, value in values.items() if getattr(timepoint, name) != value]
         if not changed:
             return timepoint, "unchanged"
@@ -814,7 +839,7 @@ def _upsert_scan(name, values, existing):
     """Create or update the named scan; return 'created', 'updated' or 'unchanged'."""
     scan = existing.get(name)
     if scan is None:
-        Scan.objects.create(name=name, **values)
+        Scan.all_objects.create(name=name, **values)
         return "created"
     changed = [field for field, value in values.items() if getattr(scan, field) != value]
     if not changed:

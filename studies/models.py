@@ -147,13 +147,116 @@ class ExpectedScan(models.Model):
         return f"{self.study_site.study} {self.study_site.site} {self.scantype}"
 
 
+# --- Hidden (soft-deleted) timepoints, sessions and scans ----------------------------------
+#
+# A dashboard admin may delete (hide) a timepoint, a session or a scan (studies.services).
+# A hidden row keeps its QC history and its files, and only the three fields of `Hideable`
+# change. A row is also hidden while any parent is hidden. That is decided by the query, not by
+# writes to the children, so restoring a parent brings back its children exactly as they were.
+#
+# `objects` is the default manager, so reverse relations such as `timepoint.sessions` and
+# prefetches use it too, and it leaves hidden rows out. `all_objects` contains them, for the
+# admin site, the importer, the JSON API's writes, scan linking and the services that delete
+# and restore. Lookups that start from another model and follow a relation
+# (`Count("sessions__scans")`, `filter(scans__name=...)`) bypass both managers. Start such
+# queries from `Scan.objects`, or add the `SHOWN_*` conditions below by hand.
+
+# The conditions under which a row is shown or hidden, relative to the row's own model.
+SHOWN_TIMEPOINT = Q(deleted_at__isnull=True)
+SHOWN_SESSION = Q(deleted_at__isnull=True, timepoint__deleted_at__isnull=True)
+SHOWN_SCAN = Q(
+    deleted_at__isnull=True,
+    session__deleted_at__isnull=True,
+    session__timepoint__deleted_at__isnull=True,
+)
+HIDDEN_TIMEPOINT = Q(deleted_at__isnull=False)
+HIDDEN_SESSION = Q(deleted_at__isnull=False) | Q(timepoint__deleted_at__isnull=False)
+HIDDEN_SCAN = (
+    Q(deleted_at__isnull=False)
+    | Q(session__deleted_at__isnull=False)
+    | Q(session__timepoint__deleted_at__isnull=False)
+)
+
+
+class Hideable(models.Model):
+    """The fields that record who hid a row, when and why (all empty while it is shown)."""
+
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="deleted_%(class)ss",
+    )
+    deletion_reason = models.TextField(blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_deleted(self):
+        """Whether this row itself was deleted (a row may also be hidden by a deleted parent)."""
+        return self.deleted_at is not None
+
+
+class ShownManager(models.Manager):
+    """A manager whose querysets contain only shown rows, as `shown_condition` defines them."""
+
+    shown_condition = Q()
+
+    def get_queryset(self):
+        return super().get_queryset().filter(self.shown_condition)
+
+
 class TimepointQuerySet(models.QuerySet):
+    def shown(self):
+        """Timepoints that are not hidden (what the default manager returns)."""
+        return self.filter(SHOWN_TIMEPOINT)
+
     def for_study_page(self):
         """The timepoints of a study overview, with their site and sessions preloaded."""
         return self.select_related("study_site__site").order_by("name")
 
+    def hidden(self):
+        """Timepoints that a dashboard admin deleted."""
+        return self.filter(HIDDEN_TIMEPOINT)
 
-class Timepoint(models.Model):
+
+class SessionQuerySet(models.QuerySet):
+    def shown(self):
+        """Sessions that are not hidden (what the default manager returns)."""
+        return self.filter(SHOWN_SESSION)
+
+    def hidden(self):
+        """Sessions that were deleted or whose timepoint was deleted."""
+        return self.filter(HIDDEN_SESSION)
+
+
+class ScanQuerySet(models.QuerySet):
+    def shown(self):
+        """Scans that are not hidden (what the default manager returns)."""
+        return self.filter(SHOWN_SCAN)
+
+    def hidden(self):
+        """Scans that were deleted or whose session or timepoint was deleted."""
+        return self.filter(HIDDEN_SCAN)
+
+
+class ShownTimepointManager(ShownManager.from_queryset(TimepointQuerySet)):
+    shown_condition = SHOWN_TIMEPOINT
+
+
+class ShownSessionManager(ShownManager.from_queryset(SessionQuerySet)):
+    shown_condition = SHOWN_SESSION
+
+
+class ShownScanManager(ShownManager.from_queryset(ScanQuerySet)):
+    shown_condition = SHOWN_SCAN
+
+
+class Timepoint(Hideable):
     """One visit of a subject (`STUDY_SITE_SUBJECT_TIMEPOINT`), or one phantom scan."""
 
     name = models.CharField(max_length=128, unique=True)
@@ -165,7 +268,8 @@ class Timepoint(models.Model):
     kcni_name = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = TimepointQuerySet.as_manager()
+    objects = ShownTimepointManager()
+    all_objects = TimepointQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -180,7 +284,7 @@ class Timepoint(models.Model):
         return self.study_site.site
 
 
-class Session(models.Model):
+class Session(Hideable):
     """One scanning session of a timepoint; number 2 and up are repeats of the same visit."""
 
     timepoint = models.ForeignKey(Timepoint, on_delete=models.PROTECT, related_name="sessions")
@@ -194,6 +298,9 @@ class Session(models.Model):
     tech_notes_size = models.PositiveBigIntegerField(null=True, blank=True, help_text="Bytes.")
     tech_notes_modified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ShownSessionManager()
+    all_objects = SessionQuerySet.as_manager()
 
     class Meta:
         ordering = ["timepoint__name", "number"]
@@ -211,6 +318,12 @@ class Session(models.Model):
         return PurePosixPath(self.tech_notes_path).name if self.tech_notes_path else ""
 
     @property
+    def is_hidden(self):
+        """Whether the session or its timepoint is deleted (queries unless `timepoint` was
+        preloaded)."""
+        return self.is_deleted or self.timepoint.is_deleted
+
+    @property
     def name(self):
         """The datman session ID (queries unless `timepoint` was preloaded)."""
         if self.timepoint.is_phantom:
@@ -218,7 +331,7 @@ class Session(models.Model):
         return f"{self.timepoint.name}_{self.number:02d}"
 
 
-class Scan(models.Model):
+class Scan(Hideable):
     """One converted series: a NIfTI file with its dcm2niix sidecar, named `<session>_<TAG>_<NN>`.
 
     A linked scan (`source` set) is the same acquisition shared with another study; its QC
@@ -256,6 +369,9 @@ class Scan(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = ShownScanManager()
+    all_objects = ScanQuerySet.as_manager()
+
     class Meta:
         ordering = ["session", "series", "scantype__tag"]
         constraints = [
@@ -266,6 +382,12 @@ class Scan(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def is_hidden(self):
+        """Whether the scan, its session or its timepoint is deleted (queries unless
+        `session__timepoint` was preloaded)."""
+        return self.is_deleted or self.session.is_hidden
 
     @property
     def tag(self):
@@ -406,3 +528,51 @@ class HeaderComparisonSettings(models.Model):
         if self.site_id is None:
             return f"Header comparison settings of {self.study}"
         return f"Header comparison settings of {self.study} at {self.site}"
+
+
+class DeletionAction(models.TextChoices):
+    DELETE = "delete", "Deleted"
+    RESTORE = "restore", "Restored"
+
+
+class DeletedObjectType(models.TextChoices):
+    TIMEPOINT = "timepoint", "Timepoint"
+    SESSION = "session", "Session"
+    SCAN = "scan", "Scan"
+
+
+class DeletionEvent(models.Model):
+    """One deletion or restore of a timepoint, session or scan: what, who, why and when.
+
+    Rows are only ever added. The object is named by its type, id and datman name, because a
+    later purge may remove the row itself.
+    """
+
+    object_type = models.CharField(max_length=16, choices=DeletedObjectType.choices)
+    object_id = models.PositiveBigIntegerField()
+    object_name = models.CharField(max_length=255)
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="deletion_events")
+    action = models.CharField(max_length=16, choices=DeletionAction.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deletion_events"
+    )
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["object_type", "object_id"], name="studies_deletionevent_object"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(reason=""), name="studies_deletionevent_reason_required"
+            ),
+        ]
+
+    def __str__(self):
+        return (
+            f"{self.get_object_type_display()} {self.object_name} "
+            f"{self.get_action_display().lower()} by {self.actor} "
+            f"at {self.created_at:%Y-%m-%d %H:%M}"
+        )

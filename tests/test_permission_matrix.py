@@ -34,7 +34,7 @@ from qc.models import (
     TimepointCommentRevision,
 )
 from qc.notes_services import add_comment, report_finding
-from studies.models import StudyReadme
+from studies.models import DeletionEvent, StudyReadme
 from tests.accounts.personas import PERSONA_NAMES
 from tests.qc.compliance_factories import GoldStandardFactory
 from tests.studies.factories import (
@@ -101,6 +101,9 @@ STUDY_ADMIN_READ = row(LOGIN, MISSING, DENIED, DENIED, DENIED, DENIED, OK, OK, L
 STUDY_ADMIN_WRITE = row(LOGIN, MISSING, DENIED, DENIED, DENIED, DENIED, FOUND, FOUND, LOGIN)
 ADMIN_READ = row(LOGIN, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, OK, LOGIN)
 ADMIN_WRITE = row(LOGIN, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, FOUND, LOGIN)
+# Study data only dashboard admins may change: members get 403, others 404.
+ADMIN_ONLY_READ = row(LOGIN, MISSING, DENIED, DENIED, DENIED, DENIED, DENIED, OK, LOGIN)
+ADMIN_ONLY_WRITE = row(LOGIN, MISSING, DENIED, DENIED, DENIED, DENIED, DENIED, FOUND, LOGIN)
 PUBLIC = row(OK, OK, OK, OK, OK, OK, OK, OK, OK)
 SIGNED_OUT_ONLY = row(OK, FOUND, FOUND, FOUND, FOUND, FOUND, FOUND, FOUND, OK)
 # The JSON API returns 401 instead of redirecting to the sign-in page.
@@ -164,6 +167,13 @@ MATRIX = {
     ("qc:study_readme_edit", "POST"): STUDY_ADMIN_WRITE,
     ("qc:study_progress", "GET"): EVERY_MEMBER,
     ("qc:study_progress", "POST"): GET_ONLY,
+    # Deleting (hiding) timepoints, sessions and scans.
+    ("deletion:timepoint", "GET"): ADMIN_ONLY_READ,
+    ("deletion:timepoint", "POST"): ADMIN_ONLY_WRITE,
+    ("deletion:session", "GET"): ADMIN_ONLY_READ,
+    ("deletion:session", "POST"): ADMIN_ONLY_WRITE,
+    ("deletion:scan", "GET"): ADMIN_ONLY_READ,
+    ("deletion:scan", "POST"): ADMIN_ONLY_WRITE,
     ("qc:compliance:study_compliance", "GET"): EVERY_MEMBER,
     ("qc:compliance:study_compliance", "POST"): GET_ONLY,
     ("qc:compliance:study_compliance_csv", "GET"): EVERY_MEMBER,
@@ -431,6 +441,9 @@ def url_for(name, objects, site="cmh"):
         "api:scan_qc": {"name": data.scan.name},
         "api:header_diff": {"name": data.scan.name},
         "qc:timepoint_detail": {"name": data.timepoint.name},
+        "deletion:timepoint": {"name": data.timepoint.name},
+        "deletion:session": {"session_id": data.session.name},
+        "deletion:scan": {"name": data.scan.name},
         "qc:scan_detail": {"name": data.scan.name},
         "qc:scan_review": {"name": data.scan.name},
         "qc:session_sign_off": {"session_id": data.session.name},
@@ -486,6 +499,9 @@ def post_data(name, objects, site="cmh"):
         "qc:finding_report": {"description": "An enlarged ventricle in the T1."},
         "qc:finding_note_add": {"text": "The PI called the participant.", "marks_resolved": "on"},
         "qc:study_readme_edit": {"text": "# SPINS\n\nScan notes.", "action": "save"},
+        "deletion:timepoint": {"reason": "Entered under the wrong subject ID."},
+        "deletion:session": {"reason": "Scanned twice by mistake."},
+        "deletion:scan": {"reason": "Test series, not part of the protocol."},
         "qc:compliance:resolve_deviation": {
             "header_diff": compliance.header_diff.pk,
             "field": "EchoTime",
@@ -530,6 +546,7 @@ def writes():
         StudyReadme.objects.count(),
         XnatPush.objects.count(),
         IssueRequest.objects.count(),
+        DeletionEvent.objects.count(),
     )
 
 
@@ -581,6 +598,9 @@ SITE_BOUND = {
     ("integrations:push_again", "POST"): DENIED,
     ("integrations:new_issue", "GET"): OK,
     ("integrations:new_issue", "POST"): FOUND,
+    ("deletion:timepoint", "GET"): DENIED,
+    ("deletion:session", "POST"): DENIED,
+    ("deletion:scan", "POST"): DENIED,
 }
 
 

@@ -24,6 +24,7 @@ from qc.models import (
     QCEvent,
     QCEventKind,
 )
+from studies import services as studies_services
 from studies.models import HeaderComparisonSettings, Scan, Session, Study
 from studies.signals import sessions_imported
 from tests.qc.compliance_factories import (
@@ -40,6 +41,7 @@ from tests.studies.factories import (
     StudyFactory,
     StudySiteFactory,
     TimepointFactory,
+    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -812,3 +814,18 @@ def test_old_diff_kept_after_new_standard(study_site):
 
     assert HeaderDiff.objects.filter(scan=scan).count() == 2
     assert HeaderDiff.objects.current().filter(scan=scan).count() == 1
+
+
+def test_link_scan_into_deleted_session_rejected(study_site, target_site):
+    admin = UserFactory(username="admin", is_dashboard_admin=True)
+    source = make_scan(study_site, tag="T1")
+    compliance_services.link_scan(source, "TAY01_CMH_0001_01_01")
+    linked = Scan.objects.get(source=source)
+    studies_services.delete_object(linked.session, user=admin, reason="Linked by mistake.")
+    other = make_scan(study_site, tag="T1", series=3)
+
+    with pytest.raises(compliance_services.ComplianceError, match="was deleted by a dashboard"):
+        compliance_services.link_scan(other, "TAY01_CMH_0001_01_01")
+    with pytest.raises(compliance_services.ComplianceError, match="it or its session was deleted"):
+        compliance_services.link_scan(source, "TAY01_CMH_0001_01_01")
+    assert Scan.all_objects.filter(session=linked.session).count() == 1
