@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import permissions
 from accounts.redirects import safe_redirect_url
+from pipelines import selectors as pipeline_selectors
 from qc import compliance_selectors, selectors, services
 from qc.forms import ReviewForm, SignOffForm
 from redcap.selectors import surveys_for_sessions
@@ -73,6 +74,7 @@ def study_detail(request, nickname):
             "page": page,
             "needs_review_only": needs_review_only,
             "needs_review_count": needs_review_count,
+            "pipeline_links": pipeline_selectors.study_links(request.user, study),
         },
     )
 
@@ -88,6 +90,10 @@ def timepoint_detail(request, name):
     selectors.prepare_timepoint(timepoint)
     compliance_selectors.attach_session_compliance(timepoint.session_list)
     surveys_for_sessions(timepoint.session_list)
+    pipeline_selectors.attach_download_jobs(timepoint.session_list)
+    pipeline_links = pipeline_selectors.timepoint_links(
+        request.user, timepoint, timepoint.session_list
+    )
     for session in timepoint.session_list:
         session.conversion_error_count = sum(
             1 for scan in session.scan_list if scan.conversion_errors
@@ -110,6 +116,7 @@ def timepoint_detail(request, name):
             "not_redcap_handler": not permissions.can_handle_redcap(
                 request.user, timepoint.study, timepoint.site
             ),
+            "pipeline_links": pipeline_links,
         },
     )
 
@@ -133,6 +140,7 @@ def _render_scan_page(request, scan, form):
         "can_review": permissions.can_review(request.user, study, site),
         "can_resolve_deviations": permissions.can_resolve_deviations(request.user, study, site),
         "form": form,
+        "pipeline_links": pipeline_selectors.scan_links(request.user, scan),
     }
     return render(request, "qc/scan_detail.html", context)
 

@@ -11,11 +11,35 @@ from django.views.decorators.http import require_GET
 
 from accounts import permissions
 
+# Every HTML file from the archive (for example an MRIQC or fMRIPrep report) is sandboxed: it
+# runs in an opaque origin without scripts, forms or access to qcdash, may load only files of
+# the archive and inline styles, and cannot be framed.
+HTML_POLICY = (
+    "sandbox{allow}; default-src 'none'; img-src 'self' data:; style-src 'self' "
+    "'unsafe-inline'; font-src 'self' data:; media-src 'self'; script-src {scripts}; "
+    "connect-src 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+def html_policy(*, allow_scripts=False):
+    """Return the Content-Security-Policy of archive HTML, with scripts allowed or not."""
+    if allow_scripts:
+        return HTML_POLICY.format(allow=" allow-scripts", scripts="'self' 'unsafe-inline'")
+    return HTML_POLICY.format(allow="", scripts="'none'")
+
 
 @login_required
 @require_GET
 def archive_file(request, study, relative_path):
     study = permissions.get_study(request.user, study)
+    return serve_archive_file(request, study, relative_path)
+
+
+def serve_archive_file(request, study, relative_path, *, allow_scripts=False):
+    """Return the response for one archive file of a visible study, after the file checks.
+
+    HTML files get the sandbox policy of `html_policy`; `allow_scripts` lets them run scripts.
+    """
     not_found = Http404(f"No file {relative_path} in the archive of {study}.")
     root = study.archive_root.resolve()
     # Resolve symlinks and ".." before the containment check, so neither can leave the archive.
@@ -34,15 +58,17 @@ def archive_file(request, study, relative_path):
         raise not_found
 
     content_type, _ = mimetypes.guess_type(path.name)
-    accel_response = _accel_redirect(path, content_type)
-    if accel_response is not None:
-        return accel_response
-    # FileResponse closes the file when the response is finished.
-    response = FileResponse(
-        path.open("rb"),  # noqa: SIM115
-        content_type=content_type or "application/octet-stream",
-    )
-    response["X-Content-Type-Options"] = "nosniff"
+    response = _accel_redirect(path, content_type)
+    if response is None:
+        # FileResponse closes the file when the response is finished.
+        response = FileResponse(
+            path.open("rb"),  # noqa: SIM115
+            content_type=content_type or "application/octet-stream",
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+    if content_type in ("text/html", "application/xhtml+xml", "image/svg+xml"):
+        # django-csp leaves a Content-Security-Policy header that is already set alone.
+        response["Content-Security-Policy"] = html_policy(allow_scripts=allow_scripts)
     return response
 
 

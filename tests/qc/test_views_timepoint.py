@@ -248,8 +248,9 @@ def test_timepoint_query_count(reviewer_client, reviewer, django_assert_num_quer
     # badges add 7 sessions' study sites, 8 expected scans, 9 scan count per session and tag,
     # 10 missing-scan dismissals with reviewers, 11 header diff count per session and status.
     # The REDCap panel adds 12 sessions with their study sites, 13 survey links with records,
-    # 14 survey dismissals.
-    with django_assert_num_queries(14):
+    # 14 survey dismissals. 15 download jobs of the sessions (their runs only when there are
+    # jobs), 16 the study's pipeline pages.
+    with django_assert_num_queries(16):
         response = reviewer_client.get(timepoint_url(timepoint.name))
 
     assert response.status_code == 200
