@@ -1,5 +1,6 @@
 """Running an external command without a shell, with a timeout and a bounded output tail."""
 
+import contextlib
 import logging
 import os
 import signal
@@ -72,10 +73,8 @@ def run_command(arguments, *, timeout):
 
 
 def _kill_group(process):
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _read_tail(output):

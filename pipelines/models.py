@@ -292,13 +292,10 @@ class PipelinePage(models.Model):
         allowed = SCOPE_PLACEHOLDERS.get(self.scope, set())
         unknown = sorted(names - allowed)
         if unknown:
+            used = ", ".join(f"{{{name}}}" for name in unknown)
+            offered = ", ".join(f"{{{name}}}" for name in sorted(allowed))
             raise ValidationError(
-                {
-                    field: (
-                        f"A {self.scope} page cannot use {', '.join('{' + n + '}' for n in unknown)}"
-                        f"; it may use {', '.join('{' + n + '}' for n in sorted(allowed))}."
-                    )
-                }
+                {field: f"A {self.scope} page cannot use {used}; it may use {offered}."}
             )
         if self.url_template:
             problem = url_template_problem(self.url_template)

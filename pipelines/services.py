@@ -215,9 +215,7 @@ def _run(job, kind, command_line):
         finished_at=result.finished_at,
     )
     level = logging.INFO if run.succeeded else logging.WARNING
-    logger.log(
-        level, "%s command of session %s: %s", kind, job.session_name, run.outcome
-    )
+    logger.log(level, "%s command of session %s: %s", kind, job.session_name, run.outcome)
     return run
 
 
