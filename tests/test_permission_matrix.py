@@ -19,6 +19,7 @@ from django.contrib.admin.sites import site as admin_site
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.models import AccessEvent, AccountRequest, Role, StudyMembership
+from pipelines.models import PageScope, PipelinePage
 from qc.compliance_services import compute_header_diffs_for_sessions
 from qc.models import (
     DeviationResolution,
@@ -143,6 +144,9 @@ MATRIX = {
     ("qc:compliance:dismiss_missing_scans", "POST"): REVIEWERS_WRITE,
     ("studies:archive_file", "GET"): EVERY_MEMBER,
     ("studies:archive_file", "POST"): GET_ONLY,
+    # Archive reports of pipeline pages that may run scripts: the same file checks.
+    ("pipelines:report", "GET"): EVERY_MEMBER,
+    ("pipelines:report", "POST"): GET_ONLY,
     # REDCap pages: the lists span studies, so they return 403 rather than 404.
     ("redcap:unmatched_records", "GET"): RA_LIST,
     ("redcap:unmatched_records", "POST"): GET_ONLY,
@@ -340,6 +344,13 @@ def objects(persona_study, personas):
             "zhh": _compliance_data(persona_study.zhh),
         },
         "record": RedcapRecordFactory(config=config),
+        "pipeline_page": PipelinePage.objects.create(
+            study=persona_study.study,
+            name="Report",
+            scope=PageScope.SCAN,
+            path_template="qc/{timepoint}/{scan}.html",
+            allow_scripts=True,
+        ),
         "trigger": RedcapTriggerFactory(config=config),
     }
 
@@ -372,6 +383,7 @@ def url_for(name, objects, site="cmh"):
         "qc:compliance:resolve_deviation": {"name": compliance.scan.name},
         "qc:compliance:dismiss_missing_scans": {"session_id": compliance.session.name},
         "studies:archive_file": {"study": "SPINS", "relative_path": data.image},
+        "pipelines:report": {"pk": objects["pipeline_page"].pk, "relative_path": data.image},
         "redcap:link_record": {"pk": objects["record"].pk},
         "redcap:retry_trigger": {"pk": objects["trigger"].pk},
         "redcap:dismiss_survey": {"session_id": data.session.name},
@@ -477,6 +489,7 @@ SITE_BOUND = {
     ("qc:compliance:resolve_deviation", "POST"): FOUND,
     ("qc:compliance:dismiss_missing_scans", "POST"): FOUND,
     ("studies:archive_file", "GET"): OK,
+    ("pipelines:report", "GET"): OK,
     ("api:timepoint_detail", "GET"): OK,
     ("api:session", "GET"): OK,
     ("api:scan", "GET"): OK,
