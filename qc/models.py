@@ -88,6 +88,7 @@ class QCEventKind(models.TextChoices):
     DEVIATION_ACCEPTED = "deviation_accepted", "Header deviation accepted"
     DEVIATION_CONFIRMED = "deviation_confirmed", "Protocol violation confirmed"
     MISSING_SCANS_DISMISSED = "missing_scans_dismissed", "Missing scans dismissed"
+    SIDECAR_REPAIRED = "sidecar_repaired", "Sidecar repaired"
 
 
 class QCEvent(models.Model):
@@ -384,3 +385,51 @@ class MissingScanDismissal(models.Model):
     @property
     def dismissed_tags(self):
         return {entry.get("tag") for entry in self.missing_tags or [] if isinstance(entry, dict)}
+
+
+class SidecarRepairAction(models.TextChoices):
+    STANDARD = "standard", "Replaced with the gold standard's values"
+    EDITED = "edited", "Edited"
+    REMOVED = "removed", "Removed"
+
+
+class SidecarRepair(models.Model):
+    """A reviewer's correction of one field of a scan's sidecar, written as a corrected copy
+    outside the archive (SIDECAR_REPAIR_ROOT). Never edited; the newest row per scan applies.
+
+    `original_value` is the field's value in the archive's sidecar when the repair was made; the
+    repair stops applying when a new conversion changes it. `old_value` is the value the
+    reviewer replaced (the previous repair's, if any) and `new_value` is null for a removal.
+    """
+
+    scan = models.ForeignKey(Scan, on_delete=models.PROTECT, related_name="sidecar_repairs")
+    field = models.CharField(max_length=255)
+    action = models.CharField(max_length=16, choices=SidecarRepairAction.choices)
+    original_value = models.JSONField(null=True, blank=True)
+    old_value = models.JSONField(null=True, blank=True)
+    new_value = models.JSONField(null=True, blank=True)
+    gold_standard = models.ForeignKey(
+        GoldStandard,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="sidecar_repairs",
+        help_text="The standard whose values were copied, for a replacement.",
+    )
+    path = models.CharField(max_length=1024, help_text="The corrected sidecar that was written.")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sidecar_repairs"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(action__in=SidecarRepairAction.values),
+                name="qc_sidecarrepair_action_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.field} of {self.scan} {self.action} by {self.reviewer}"

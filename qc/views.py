@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import permissions
 from accounts.redirects import safe_redirect_url
 from pipelines import selectors as pipeline_selectors
-from qc import compliance_selectors, selectors, services
+from qc import compliance_repair, compliance_selectors, selectors, services
 from qc.forms import ReviewForm, SignOffForm
 from redcap.selectors import surveys_for_sessions
 from studies.datman_ids import IdError, parse_session_id
@@ -125,6 +125,11 @@ def _render_scan_page(request, scan, form):
     study = scan.session.timepoint.study
     site = scan.session.timepoint.site
     compliance_selectors.attach_header_diffs([scan])
+    compliance_repair.attach_sidecar_repairs(scan)
+    diff = scan.header_diff
+    repair_options = None
+    if diff is not None and compliance_repair.SLICE_TIMING in diff.deviating_fields:
+        repair_options = compliance_repair.repair_options(scan, diff)
     source_visible = (
         scan.source_id is not None
         and permissions.visible_scans(request.user).filter(pk=scan.source_id).exists()
@@ -141,6 +146,7 @@ def _render_scan_page(request, scan, form):
         "can_resolve_deviations": permissions.can_resolve_deviations(request.user, study, site),
         "form": form,
         "pipeline_links": pipeline_selectors.scan_links(request.user, scan),
+        "repair_options": repair_options,
     }
     return render(request, "qc/scan_detail.html", context)
 

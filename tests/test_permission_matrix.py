@@ -28,6 +28,7 @@ from qc.models import (
     QCEvent,
     ScanReview,
     SessionSignOff,
+    SidecarRepair,
 )
 from tests.accounts.personas import PERSONA_NAMES
 from tests.qc.compliance_factories import GoldStandardFactory
@@ -142,6 +143,8 @@ MATRIX = {
     ("qc:compliance:resolve_deviation", "POST"): REVIEWERS_WRITE,
     ("qc:compliance:dismiss_missing_scans", "GET"): POST_ONLY,
     ("qc:compliance:dismiss_missing_scans", "POST"): REVIEWERS_WRITE,
+    ("qc:compliance:repair_sidecar", "GET"): POST_ONLY,
+    ("qc:compliance:repair_sidecar", "POST"): REVIEWERS_WRITE,
     ("studies:archive_file", "GET"): EVERY_MEMBER,
     ("studies:archive_file", "POST"): GET_ONLY,
     # Archive reports of pipeline pages that may run scripts: the same file checks.
@@ -382,6 +385,7 @@ def url_for(name, objects, site="cmh"):
         "qc:compliance:study_compliance_csv": {"nickname": "SPINS"},
         "qc:compliance:resolve_deviation": {"name": compliance.scan.name},
         "qc:compliance:dismiss_missing_scans": {"session_id": compliance.session.name},
+        "qc:compliance:repair_sidecar": {"name": compliance.scan.name},
         "studies:archive_file": {"study": "SPINS", "relative_path": data.image},
         "pipelines:report": {"pk": objects["pipeline_page"].pk, "relative_path": data.image},
         "redcap:link_record": {"pk": objects["record"].pk},
@@ -424,6 +428,7 @@ def post_data(name, objects, site="cmh"):
             "reason": "The site's scanner rounds the echo time.",
         },
         "qc:compliance:dismiss_missing_scans": {"reason": "The participant stopped the session."},
+        "qc:compliance:repair_sidecar": {"action": "removed"},
         "redcap:dismiss_survey": {"reason": "The participant left before the survey."},
         "accounts:profile": {"first_name": "Pat", "last_name": "Doe"},
         "accounts:request_approve": {"scopes": [str(world.study.pk)], "role": Role.VIEWER},
@@ -452,6 +457,7 @@ def writes():
         StudyMembership.objects.count(),
         DeviationResolution.objects.count(),
         MissingScanDismissal.objects.count(),
+        SidecarRepair.objects.count(),
     )
 
 
@@ -488,6 +494,7 @@ SITE_BOUND = {
     ("qc:session_sign_off", "POST"): FOUND,
     ("qc:compliance:resolve_deviation", "POST"): FOUND,
     ("qc:compliance:dismiss_missing_scans", "POST"): FOUND,
+    ("qc:compliance:repair_sidecar", "POST"): FOUND,
     ("studies:archive_file", "GET"): OK,
     ("pipelines:report", "GET"): OK,
     ("api:timepoint_detail", "GET"): OK,
