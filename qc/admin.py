@@ -5,9 +5,11 @@ from qc.models import (
     GoldStandard,
     HeaderDiff,
     MissingScanDismissal,
+    PurgeRecord,
     QCEvent,
     ScanReview,
     SessionSignOff,
+    SidecarRepair,
 )
 
 
@@ -126,3 +128,16 @@ class MissingScanDismissalAdmin(AppendOnlyAdmin):
     raw_id_fields = ["session", "reviewer"]
     list_select_related = ["session__timepoint", "reviewer"]
     date_hierarchy = "created_at"
+
+
+@admin.register(SidecarRepair)
+class SidecarRepairAdmin(AppendOnlyAdmin):
+    list_display = ["scan", "field", "action", "reviewer", "created_at"]
+    list_select_related = ["scan", "reviewer"]
+    search_fields = ["scan__name"]
+
+
+@admin.register(PurgeRecord)
+class PurgeRecordAdmin(AppendOnlyAdmin):
+    list_display = ["target", "study", "ran_by", "created_at"]
+    search_fields = ["target", "study"]

@@ -433,3 +433,28 @@ class SidecarRepair(models.Model):
 
     def __str__(self):
         return f"{self.field} of {self.scan} {self.action} by {self.reviewer}"
+
+
+class PurgeRecord(models.Model):
+    """The audit trail of one `purge` run: who removed which session or timepoint, when, and a
+    JSON snapshot of every QC row that was deleted with it."""
+
+    target = models.CharField(max_length=128, help_text="The session or timepoint ID purged.")
+    study = models.CharField(max_length=64, help_text="The study's nickname.")
+    ran_by = models.CharField(
+        max_length=150, help_text="The operating system account that ran the command."
+    )
+    counts = models.JSONField(default=dict, help_text="Rows deleted, by model.")
+    snapshot = models.JSONField(
+        default=dict, help_text="The deleted QC rows, by model, as Django serialises them."
+    )
+    removed_files = models.JSONField(
+        default=list, blank=True, help_text="Archive paths removed with --files."
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"purge of {self.target} by {self.ran_by} at {self.created_at:%Y-%m-%d %H:%M}"
