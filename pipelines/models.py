@@ -77,7 +77,7 @@ class DownloadJob(models.Model):
     """The download of one session that a REDCap survey reports as scanned.
 
     The download command runs until the session's scans exist or `deadline_at` passes; then the
-    post-download command runs once, or the study's staff contacts are told that no data came.
+    post-download command runs once, or the study's staff contacts are notified that no data came.
     """
 
     session_name = models.CharField(

@@ -37,16 +37,12 @@ logger = logging.getLogger(__name__)
 RETRY_INTERVAL = timedelta(minutes=55)
 
 
-class DownloadError(Exception):
-    """A download job cannot be started or run; the message says why."""
-
-
 def window():
     return timedelta(hours=settings.DOWNLOAD_WINDOW_HOURS)
 
 
 def _study_site_for(record, ident):
-    """The study site of the record's configuration that the session ID names, or None."""
+    """Return the study site of the record's configuration that the session ID names, or None."""
     return (
         record.config.study_sites.filter(site__name=ident.site)
         .filter(Q(code=ident.study) | Q(alt_codes__code=ident.study))
@@ -56,7 +52,7 @@ def _study_site_for(record, ident):
 
 
 def find_session(session_name):
-    """The session named by a datman session ID, or None when it does not exist (yet)."""
+    """Return the session a datman session ID names, or None when it does not exist (yet)."""
     try:
         ident = parse_session_id(session_name)
     except IdError:
@@ -133,8 +129,8 @@ def run_job(job_id, *, now=None):
     """Move one open job on and return what happened, in a few words.
 
     When the session's scans exist, the post-download command runs once (if there is one) and
-    the job is done. Past the deadline without scans, the study's staff contacts are told that
-    no data arrived and the job ends. Otherwise the download command runs, unless it ran less
+    the job is done. Past the deadline without scans, the study's staff contacts are notified
+    that no data arrived and the job ends. Otherwise the download command runs, unless it ran less
     than RETRY_INTERVAL ago. A job that another worker holds is left alone.
     """
     now = now or timezone.now()
@@ -175,7 +171,7 @@ def _advance(job, now):
             study_site=job.study_site, session_name=job.session_name, since=job.created_at
         )
         logger.warning(
-            "download job %s: no data received for session %s by %s; %d people told",
+            "download job %s: no data received for session %s by %s; %d staff contacts notified",
             job.pk,
             job.session_name,
             job.deadline_at,

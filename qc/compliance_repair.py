@@ -37,7 +37,7 @@ REPETITION_TIME = "RepetitionTime"
 
 
 class RepairError(ComplianceError):
-    """A sidecar repair is not possible; the message says why and what to do."""
+    """A sidecar repair is not possible; the message explains why and what to do."""
 
 
 def repair_root():
@@ -53,7 +53,7 @@ def newest_repair(scan):
 
 @dataclass
 class RepairOptions:
-    """What the repair forms of one scan may offer, and why an action is not offered."""
+    """The repair actions the scan page offers for one scan, and why an action is not offered."""
 
     enabled: bool
     current: list | None = None
@@ -95,12 +95,11 @@ def repair_options(scan, header_diff):
 def repair_slice_timing(scan, *, reviewer, action, values_text=""):
     """Correct the SliceTiming of a scan and return the SidecarRepair.
 
-    `action` is a SidecarRepairAction: STANDARD copies the gold standard's values (only when
-    RepetitionTime matches the standard and both lists have the same length), EDITED takes
-    `values_text` (numbers separated by commas or spaces, each from 0 to the repetition time,
-    as many as the scan has slices) and REMOVED deletes the field. Raise RepairError when
-    repair is off, the scan has no gold standard or no SliceTiming deviation, or the input is
-    invalid.
+    `action` is a SidecarRepairAction. STANDARD copies the gold standard's values, only when
+    RepetitionTime matches the standard and both lists have the same length. EDITED takes
+    `values_text`: numbers separated by commas or spaces, each from 0 to the repetition time,
+    as many as the scan has slices. REMOVED deletes the field. Raise RepairError when repair is
+    off, the scan has no gold standard or no SliceTiming deviation, or the input is invalid.
     """
     root = repair_root()
     if root is None:
@@ -288,7 +287,7 @@ def parse_slice_timing(text, *, repetition_time, count):
 
 
 def _target_path(root, scan):
-    """The corrected sidecar's path under `root`, mirroring the original's archive path."""
+    """Return the corrected sidecar's path under `root`, mirroring the original's archive path."""
     study_root = scan.session.timepoint.study.archive_root
     archive_root = Path(settings.ARCHIVE_ROOT)
     if study_root.is_relative_to(archive_root):

@@ -32,12 +32,12 @@ logger = logging.getLogger(__name__)
 
 
 class PurgeError(QCError):
-    """A purge cannot go ahead; the message says why and what to do."""
+    """A purge cannot go ahead; the message explains why and what to do."""
 
 
 @dataclass
 class PurgePlan:
-    """What a purge deletes: the rows by model (in deletion order) and the archive paths."""
+    """The rows a purge deletes (querysets in deletion order) and the archive paths it lists."""
 
     target: str
     study: object
@@ -144,8 +144,8 @@ def _add_querysets(plan):
 
 
 def _archive_paths(plan):
-    """The archive paths the purge removes with --files: whole folders for a timepoint, the
-    files of the session's scans otherwise. Only paths that exist are listed."""
+    """List the archive paths the purge removes with --files: whole folders for a timepoint,
+    the files of the session's scans otherwise. Only paths that exist are listed."""
     root = plan.study.archive_root
     candidates = []
     data = root / "data"
