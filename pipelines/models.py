@@ -277,6 +277,13 @@ class PipelinePage(models.Model):
     def __str__(self):
         return f"{self.name} ({self.get_scope_display().lower()} page of {self.study})"
 
+    @property
+    def report_folder(self):
+        """The folder of the path template before its first placeholder, e.g. pipelines/mriqc
+        for pipelines/mriqc/sub-{timepoint}.html; empty when the template starts with one."""
+        fixed = self.path_template.split("{", 1)[0]
+        return fixed.rsplit("/", 1)[0] if "/" in fixed else ""
+
     def clean(self):
         super().clean()
         if bool(self.url_template) == bool(self.path_template):

@@ -279,3 +279,22 @@ def test_schedule_installed(db):
     schedule = Schedule.objects.get(name="pipelines-downloads")
     assert schedule.func == "pipelines.tasks.queue_due_downloads"
     assert schedule.schedule_type == Schedule.HOURLY
+
+
+def test_saved_record_queues_start(
+    config, study_site, tmp_path, sync_tasks, django_capture_on_commit_callbacks
+):
+    configure(study_site, write_script(tmp_path, "download.sh", "exit 0"))
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        make_record(config)
+
+    assert len(callbacks) == 2  # the start task, then the first run it queues
+    assert DownloadJob.objects.get().runs.count() == 1
+
+
+def test_saved_record_queues_nothing_unconfigured(config, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        make_record(config)
+
+    assert callbacks == []

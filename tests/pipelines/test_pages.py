@@ -234,3 +234,32 @@ def test_timepoint_query_count_with_jobs(
     text = response.content.decode()
     assert text.count("data-download-job=") == count
     assert text.count('data-pipeline-link="MRIQC"') == count
+
+
+def test_report_view_stays_in_report_folder(reviewer_client, study_site):
+    other = study_site.study.archive_root / "other" / "x.html"
+    other.parent.mkdir(parents=True)
+    other.write_text("<html></html>")
+    scripted = page(study_site.study, path_template="reports/{timepoint}.html", allow_scripts=True)
+    scripted.save()
+
+    response = reviewer_client.get(reverse("pipelines:report", args=[scripted.pk, "other/x.html"]))
+    sneaky = reviewer_client.get(
+        reverse("pipelines:report", args=[scripted.pk, "reports/../other/x.html"])
+    )
+
+    assert response.status_code == 404
+    assert sneaky.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("template", "folder"),
+    [
+        ("pipelines/mriqc/sub-{timepoint}.html", "pipelines/mriqc"),
+        ("fmriprep/{session}/", "fmriprep"),
+        ("{timepoint}/report.html", ""),
+        ("reports/index.html", "reports"),
+    ],
+)
+def test_report_folder(template, folder):
+    assert PipelinePage(path_template=template).report_folder == folder
