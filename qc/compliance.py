@@ -346,6 +346,8 @@ def repaired_sidecar(sidecar, repair):
     if repair is None or not isinstance(sidecar, dict):
         return sidecar
     if repair.field not in sidecar or sidecar[repair.field] != repair.original_value:
+        # NOTE: the corrected copy under SIDECAR_REPAIR_ROOT is left in place when a repair
+        # lapses, so pipelines that prefer it read a stale file until someone deletes it.
         return sidecar
     repaired = dict(sidecar)
     if repair.new_value is None:

@@ -280,3 +280,22 @@ def test_post_unknown_action_rejected(reviewer_client, repair_root):
 
     assert "rewrite is not a repair" in response.content.decode()
     assert not SidecarRepair.objects.exists()
+
+
+@pytest.mark.parametrize("count", [1, 20])
+def test_scan_page_query_count_with_repairs(
+    reviewer_client, repair_root, django_assert_num_queries, count
+):
+    scan = deviating_scan()
+    for index in range(count):
+        values = "0 1 1 1" if index % 2 else "0 1 0.5 1"
+        repair_slice_timing(
+            scan, reviewer=UserFactory(), action=SidecarRepairAction.EDITED, values_text=values
+        )
+
+    # 1 session, 2 user, 3 scan, 4 current header diff, 5 deviation resolutions, 6 sidecar
+    # repairs with reviewers, 7 review history, 8 pipeline pages.
+    with django_assert_num_queries(8):
+        response = reviewer_client.get(reverse("qc:scan_detail", args=[scan.name]))
+
+    assert response.content.decode().count("data-repair=") == count
