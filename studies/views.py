@@ -21,6 +21,10 @@ HTML_POLICY = (
 )
 
 
+# Content types that can run scripts in a browser, and so get the sandbox policy.
+SANDBOXED_TYPES = ("text/html", "application/xhtml+xml", "image/svg+xml")
+
+
 def html_policy(*, allow_scripts=False):
     """Return the Content-Security-Policy of archive HTML, with scripts allowed or not."""
     if allow_scripts:
@@ -66,7 +70,7 @@ def serve_archive_file(request, study, relative_path, *, allow_scripts=False):
             content_type=content_type or "application/octet-stream",
         )
         response["X-Content-Type-Options"] = "nosniff"
-    if content_type in ("text/html", "application/xhtml+xml", "image/svg+xml"):
+    if (content_type or "").split(";")[0].strip() in SANDBOXED_TYPES:
         # django-csp leaves a Content-Security-Policy header that is already set alone.
         response["Content-Security-Policy"] = html_policy(allow_scripts=allow_scripts)
     return response
