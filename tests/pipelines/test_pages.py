@@ -263,3 +263,19 @@ def test_report_view_stays_in_report_folder(reviewer_client, study_site):
 )
 def test_report_folder(template, folder):
     assert PipelinePage(path_template=template).report_folder == folder
+
+
+@pytest.mark.parametrize(
+    ("name", "sandboxed"), [("figure.svg", True), ("page.xhtml", True), ("image.png", False)]
+)
+def test_archive_sandbox_by_type(reviewer_client, study_site, name, sandboxed):
+    path = study_site.study.archive_root / "reports" / name
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"<svg xmlns='http://www.w3.org/2000/svg'/>")
+
+    response = reviewer_client.get(
+        reverse("studies:archive_file", args=["SPINS", f"reports/{name}"])
+    )
+
+    assert response.status_code == 200
+    assert response.get("Content-Security-Policy", "").startswith("sandbox") is sandboxed
