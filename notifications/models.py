@@ -13,6 +13,7 @@ class NotificationKind(models.TextChoices):
     ACCOUNT_DECIDED = "account-decided", "Account request decided"
     INCIDENTAL_FINDING = "incidental-finding", "Incidental finding"
     DIGEST = "digest", "Digest of sessions needing review"
+    NO_DATA_RECEIVED = "no-data-received", "No scan data received"
 
 
 class NotificationStatus(models.TextChoices):

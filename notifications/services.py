@@ -356,6 +356,27 @@ def notify_incidental_finding(finding_key, study, text, reporter, *, site=None):
     )
 
 
+def notify_no_data_received(*, study_site, session_name, since):
+    """Tell the study's staff contacts that a session's scans never arrived, once per session.
+
+    `since` is when the REDCap survey reported the session as scanned.
+    """
+    study = study_site.study
+    return notify(
+        kind=NotificationKind.NO_DATA_RECEIVED,
+        key=f"no-data-received:{session_name}",
+        recipients=_members(study, q=Q(is_staff_contact=True)),
+        template="notifications/email/no_data_received",
+        context={
+            "session_name": session_name,
+            "study": study,
+            "site": study_site.site,
+            "since": since,
+            "study_url": absolute_url(reverse("qc:study_detail", args=[study.nickname])),
+        },
+    )
+
+
 def sessions_needing_review(user):
     """Sessions in the user's studies where they review, not yet signed off."""
     return (
@@ -420,6 +441,8 @@ def kinds_received(membership):
         received.append(NotificationKind.MISSING_SURVEY.label)
     if membership.is_primary_contact or membership.is_staff_contact:
         received.append(NotificationKind.INCIDENTAL_FINDING.label)
+    if membership.is_staff_contact and wants(user, NotificationKind.NO_DATA_RECEIVED):
+        received.append(NotificationKind.NO_DATA_RECEIVED.label)
     if membership.role >= Role.QC_REVIEWER and wants(user, NotificationKind.DIGEST):
         received.append(NotificationKind.DIGEST.label)
     return received

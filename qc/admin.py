@@ -7,9 +7,11 @@ from qc.models import (
     HeaderDiff,
     IncidentalFinding,
     MissingScanDismissal,
+    PurgeRecord,
     QCEvent,
     ScanReview,
     SessionSignOff,
+    SidecarRepair,
     TimepointComment,
     TimepointCommentRevision,
 )
@@ -183,3 +185,16 @@ class IncidentalFindingAdmin(AppendOnlyAdmin):
     list_select_related = ["timepoint", "reporter"]
     date_hierarchy = "created_at"
     inlines = [FindingNoteInline]
+
+
+@admin.register(SidecarRepair)
+class SidecarRepairAdmin(AppendOnlyAdmin):
+    list_display = ["scan", "field", "action", "reviewer", "created_at"]
+    list_select_related = ["scan", "reviewer"]
+    search_fields = ["scan__name"]
+
+
+@admin.register(PurgeRecord)
+class PurgeRecordAdmin(AppendOnlyAdmin):
+    list_display = ["target", "study", "ran_by", "created_at"]
+    search_fields = ["target", "study"]

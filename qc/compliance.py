@@ -338,3 +338,20 @@ def _list_detail(expected, actual, tolerance):
     if not differing:
         return ""
     return f"{len(differing)} of {len(expected)} items differ, the first is item {differing[0]}"
+
+
+def repaired_sidecar(sidecar, repair):
+    """Return the sidecar with a SidecarRepair applied, or unchanged when the repair is None
+    or no longer applies because the archive's value of the field changed since."""
+    if repair is None or not isinstance(sidecar, dict):
+        return sidecar
+    if repair.field not in sidecar or sidecar[repair.field] != repair.original_value:
+        # NOTE: the corrected copy under SIDECAR_REPAIR_ROOT is left in place when a repair
+        # lapses, so pipelines that prefer it read a stale file until someone deletes it.
+        return sidecar
+    repaired = dict(sidecar)
+    if repair.new_value is None:
+        del repaired[repair.field]
+    else:
+        repaired[repair.field] = repair.new_value
+    return repaired

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 
 from qc import services
 from qc.forms import CommentField
-from qc.models import DeviationDecision
+from qc.models import DeviationDecision, SidecarRepairAction
 
 DECISIONS_TEXT = ", ".join(DeviationDecision.values)
 
@@ -56,3 +56,16 @@ class MissingScansDismissalForm(forms.Form):
 
     def clean_reason(self):
         return _clean_text(self.cleaned_data["reason"])
+
+
+class SidecarRepairForm(forms.Form):
+    """A SliceTiming repair: which action, and the values for an edit."""
+
+    action = forms.ChoiceField(
+        choices=SidecarRepairAction.choices,
+        error_messages={
+            "required": "Choose a repair: standard, edited or removed.",
+            "invalid_choice": "%(value)s is not a repair; choose standard, edited or removed.",
+        },
+    )
+    values = forms.CharField(required=False, max_length=20000, strip=True)

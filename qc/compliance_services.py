@@ -25,6 +25,7 @@ from qc.compliance import (
     compare_headers,
     converter_version,
     parse_bvals,
+    repaired_sidecar,
 )
 from qc.models import (
     DeviationDecision,
@@ -34,6 +35,7 @@ from qc.models import (
     MissingScanDismissal,
     QCEvent,
     QCEventKind,
+    SidecarRepair,
 )
 from qc.services import QCError, clean_comment
 from studies import datman_ids
@@ -499,6 +501,12 @@ def _compute_session(context, session_pk, force, result):
             diff.scan_id: diff
             for diff in HeaderDiff.objects.current().filter(scan__session_id=session_pk)
         }
+        repairs = {}
+        newest_first = SidecarRepair.objects.filter(scan__session_id=session_pk)
+        for repair in newest_first.order_by("-created_at", "-id"):
+            repairs.setdefault(repair.scan_id, repair)
+        for scan in scans:
+            scan.sidecar_repair = repairs.get(scan.pk)
         now = timezone.now()
         for scan in scans:
             _compute_scan(context, scan, current.get(scan.pk), force, now, result)
@@ -539,8 +547,10 @@ def _compare_scan(context, scan, standard, settings, check_bvals):
     scan_bvals, bval_problem = None, ""
     if check_bvals:
         scan_bvals, bval_problem = _read_scan_bvals(context, scan)
+    # A reviewer's repair of the sidecar (qc/compliance_repair.py) counts, not the archive file.
+    sidecar = repaired_sidecar(scan.sidecar, getattr(scan, "sidecar_repair", None))
     comparison = compare_headers(
-        scan.sidecar if isinstance(scan.sidecar, dict) else None,
+        sidecar if isinstance(sidecar, dict) else None,
         standard.sidecar,
         settings,
         check_bvals=check_bvals,

@@ -23,6 +23,11 @@ urlpatterns = [
         name="resolve_deviation",
     ),
     path(
+        "scans/<str:name>/sidecar-repair/",
+        compliance_views.repair_sidecar,
+        name="repair_sidecar",
+    ),
+    path(
         "sessions/<str:session_id>/missing-scans/dismiss/",
         compliance_views.dismiss_missing_scans,
         name="dismiss_missing_scans",

@@ -12,9 +12,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts import permissions
 from accounts.redirects import safe_redirect_url
-from qc import compliance_selectors, compliance_services
+from qc import compliance_repair, compliance_selectors, compliance_services
 from qc.compliance import HeaderDiffStatus
-from qc.compliance_forms import DeviationResolutionForm, MissingScansDismissalForm
+from qc.compliance_forms import (
+    DeviationResolutionForm,
+    MissingScansDismissalForm,
+    SidecarRepairForm,
+)
 from qc.compliance_selectors import NOT_COMPARED
 from qc.models import DeviationDecision
 from qc.services import QCError
@@ -132,6 +136,44 @@ def resolve_deviation(request, name):
             request, request.POST.get("next", ""), reverse("qc:scan_detail", args=[scan.name])
         )
     )
+
+
+@login_required
+@require_POST
+def repair_sidecar(request, name):
+    scan = permissions.get_scan(
+        request.user,
+        name,
+        queryset=Scan.objects.select_related(
+            "session__timepoint__study", "session__timepoint__study_site"
+        ),
+    )
+    timepoint = scan.session.timepoint
+    permissions.require_review(request.user, timepoint.study, site=timepoint.study_site.site_id)
+    form = SidecarRepairForm(request.POST)
+
+    if form.is_valid():
+        try:
+            repair = compliance_repair.repair_slice_timing(
+                scan,
+                reviewer=request.user,
+                action=form.cleaned_data["action"],
+                values_text=form.cleaned_data["values"],
+            )
+        except QCError as error:
+            # The values as typed come back in the message, so nothing entered is lost.
+            typed = form.cleaned_data["values"]
+            suffix = f" You entered: {typed}" if typed else ""
+            messages.error(request, f"{error}{suffix}")
+        else:
+            messages.success(
+                request,
+                f"SliceTiming of {scan.name}: {repair.get_action_display().lower()}. The "
+                f"corrected sidecar was written to {repair.path}; the archive's file is unchanged.",
+            )
+    else:
+        messages.error(request, _form_errors(form))
+    return redirect(f"{reverse('qc:scan_detail', args=[scan.name])}#header-check")
 
 
 @login_required

@@ -88,6 +88,7 @@ class QCEventKind(models.TextChoices):
     DEVIATION_ACCEPTED = "deviation_accepted", "Header deviation accepted"
     DEVIATION_CONFIRMED = "deviation_confirmed", "Protocol violation confirmed"
     MISSING_SCANS_DISMISSED = "missing_scans_dismissed", "Missing scans dismissed"
+    SIDECAR_REPAIRED = "sidecar_repaired", "Sidecar repaired"
 
 
 class QCEvent(models.Model):
@@ -531,3 +532,79 @@ class FindingNote(models.Model):
 
     def __str__(self):
         return f"note {self.pk} on incidental finding {self.finding_id}"
+
+
+# --- Sidecar repairs and purges --------------------------------------------------------------
+
+
+class SidecarRepairAction(models.TextChoices):
+    STANDARD = "standard", "Replaced with the gold standard's values"
+    EDITED = "edited", "Edited"
+    REMOVED = "removed", "Removed"
+
+
+class SidecarRepair(models.Model):
+    """A reviewer's correction of one field of a scan's sidecar, written as a corrected copy
+    outside the archive (SIDECAR_REPAIR_ROOT). Never edited; the newest row per scan applies.
+
+    `original_value` is the field's value in the archive's sidecar when the repair was made; the
+    repair stops applying when a new conversion changes it. `old_value` is the value the
+    reviewer replaced (the previous repair's, if any) and `new_value` is null for a removal.
+    """
+
+    scan = models.ForeignKey(Scan, on_delete=models.PROTECT, related_name="sidecar_repairs")
+    field = models.CharField(max_length=255)
+    action = models.CharField(max_length=16, choices=SidecarRepairAction.choices)
+    original_value = models.JSONField(null=True, blank=True)
+    old_value = models.JSONField(null=True, blank=True)
+    new_value = models.JSONField(null=True, blank=True)
+    gold_standard = models.ForeignKey(
+        GoldStandard,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="sidecar_repairs",
+        help_text="The standard whose values were copied, for a replacement.",
+    )
+    path = models.CharField(max_length=1024, help_text="The corrected sidecar that was written.")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sidecar_repairs"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(action__in=SidecarRepairAction.values),
+                name="qc_sidecarrepair_action_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.field} of {self.scan} {self.action} by {self.reviewer}"
+
+
+class PurgeRecord(models.Model):
+    """The audit trail of one `purge` run: who removed which session or timepoint, when, and a
+    JSON snapshot of every QC row that was deleted with it."""
+
+    target = models.CharField(max_length=128, help_text="The session or timepoint ID purged.")
+    study = models.CharField(max_length=64, help_text="The study's nickname.")
+    ran_by = models.CharField(
+        max_length=150, help_text="The operating system account that ran the command."
+    )
+    counts = models.JSONField(default=dict, help_text="Rows deleted, by model.")
+    snapshot = models.JSONField(
+        default=dict, help_text="The deleted QC rows, by model, as Django serialises them."
+    )
+    removed_files = models.JSONField(
+        default=list, blank=True, help_text="Archive paths removed with --files."
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"purge of {self.target} by {self.ran_by} at {self.created_at:%Y-%m-%d %H:%M}"

@@ -14,7 +14,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import permissions
 from accounts.redirects import safe_redirect_url
 from integrations.selectors import issues_panel
-from qc import compliance_selectors, history, notes_selectors, selectors, services, volume_selectors
+from pipelines import selectors as pipeline_selectors
+from qc import (
+    compliance_repair,
+    compliance_selectors,
+    history,
+    notes_selectors,
+    selectors,
+    services,
+    volume_selectors,
+)
 from qc.forms import ReviewForm, SignOffForm
 from redcap.selectors import surveys_for_sessions
 from studies import services as study_services
@@ -82,6 +91,7 @@ def study_detail(request, nickname):
             # render_readme sanitises the HTML, so it may be marked safe.
             "readme_html": mark_safe(render_readme(readme.text)) if readme else "",  # noqa: S308
             "can_edit_readme": permissions.can_manage_study_settings(request.user, study),
+            "pipeline_links": pipeline_selectors.study_links(request.user, study),
         },
     )
 
@@ -103,6 +113,10 @@ def render_timepoint_page(request, name, **notes_forms):
     selectors.prepare_timepoint(timepoint)
     compliance_selectors.attach_session_compliance(timepoint.session_list)
     surveys_for_sessions(timepoint.session_list)
+    pipeline_selectors.attach_download_jobs(timepoint.session_list)
+    pipeline_links = pipeline_selectors.timepoint_links(
+        request.user, timepoint, timepoint.session_list
+    )
     for session in timepoint.session_list:
         session.conversion_error_count = sum(
             1 for scan in session.scan_list if scan.conversion_errors
@@ -128,6 +142,7 @@ def render_timepoint_page(request, name, **notes_forms):
             **notes_selectors.notes_context(request, timepoint, **notes_forms),
             "issues_panel": issues_panel(request.user, timepoint),
             "can_delete_records": permissions.can_delete_records(request.user),
+            "pipeline_links": pipeline_links,
         },
     )
 
@@ -136,6 +151,11 @@ def _render_scan_page(request, scan, form):
     study = scan.session.timepoint.study
     site = scan.session.timepoint.site
     compliance_selectors.attach_header_diffs([scan])
+    compliance_repair.attach_sidecar_repairs(scan)
+    diff = scan.header_diff
+    repair_options = None
+    if diff is not None and compliance_repair.SLICE_TIMING in diff.deviating_fields:
+        repair_options = compliance_repair.repair_options(scan, diff)
     source_visible = (
         scan.source_id is not None
         and permissions.visible_scans(request.user).filter(pk=scan.source_id).exists()
@@ -154,6 +174,8 @@ def _render_scan_page(request, scan, form):
         "can_resolve_deviations": permissions.can_resolve_deviations(request.user, study, site),
         "can_delete_records": permissions.can_delete_records(request.user),
         "form": form,
+        "pipeline_links": pipeline_selectors.scan_links(request.user, scan),
+        "repair_options": repair_options,
     }
     return render(request, "qc/scan_detail.html", context)
 

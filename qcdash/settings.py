@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "qc",
     "redcap",
     "integrations",
+    "pipelines",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -331,6 +332,21 @@ ISSUE_TRACKER_TIMEOUT = env.float("ISSUE_TRACKER_TIMEOUT", default=5.0)
 # Minutes after which a timepoint's stored issue list is refreshed when its page is opened.
 ISSUE_TRACKER_REFRESH_MINUTES = env.int("ISSUE_TRACKER_REFRESH_MINUTES", default=15)
 
+# --- Download jobs --------------------------------------------------------------------------
+
+# Hours after a REDCap survey reports a session as scanned during which the study site's
+# download command is retried hourly; after that the staff contacts are told no data arrived.
+DOWNLOAD_WINDOW_HOURS = env.int("DOWNLOAD_WINDOW_HOURS", default=72)
+# Seconds a download or post-download command may run before it is killed. It must stay below
+# the worker's task timeout (Q_CLUSTER "timeout", 300) minus a minute, so a longer download
+# should submit a cluster job and return.
+DOWNLOAD_COMMAND_TIMEOUT = env.int("DOWNLOAD_COMMAND_TIMEOUT", default=180)
+if not 0 < DOWNLOAD_COMMAND_TIMEOUT <= Q_CLUSTER["timeout"] - 60:
+    raise ImproperlyConfigured(
+        f"DOWNLOAD_COMMAND_TIMEOUT is {DOWNLOAD_COMMAND_TIMEOUT}; set it to between 1 and "
+        f"{Q_CLUSTER['timeout'] - 60} seconds, below the background worker's task timeout."
+    )
+
 # --- API ------------------------------------------------------------------------------------
 
 # The JSON API for pipelines (api/). Pipeline accounts send `Authorization: Token <token>` with a
@@ -404,6 +420,9 @@ ARCHIVE_ROOT = Path(env.str("ARCHIVE_ROOT", default=str(BASE_DIR / "demo" / "arc
 # When set (e.g. /protected-archive/), archive files under ARCHIVE_ROOT are sent by nginx through
 # X-Accel-Redirect after the permission check, instead of streaming through a gunicorn worker.
 ARCHIVE_ACCEL_REDIRECT_PREFIX = env.str("ARCHIVE_ACCEL_REDIRECT_PREFIX", default="")
+# Folder where corrected copies of scan sidecars are written, mirroring the archive's paths.
+# Empty: sidecar repair is off. The original sidecars in the archive are never changed.
+SIDECAR_REPAIR_ROOT = env.str("SIDECAR_REPAIR_ROOT", default="")
 
 # --- Front end ------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("files/", include("studies.urls")),
     path("redcap/", include("redcap.urls")),
+    path("pipelines/", include("pipelines.urls")),
     path("api/v1/", include("api.urls")),
     path("", include("studies.deletion_urls")),
     path("", include("notifications.urls")),

@@ -11,12 +11,40 @@ from django.views.decorators.http import require_safe
 from accounts import permissions
 from studies.file_serving import archive_file_path, content_type_for, file_response
 
+# Every HTML file from the archive (for example an MRIQC or fMRIPrep report) is sandboxed: it
+# runs in an opaque origin without scripts, forms or access to qcdash, may load only files of
+# the archive and inline styles, and cannot be framed.
+HTML_POLICY = (
+    "sandbox{allow}; default-src 'none'; img-src 'self' data:; style-src 'self' "
+    "'unsafe-inline'; font-src 'self' data:; media-src 'self'; script-src {scripts}; "
+    "connect-src 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+# Content types that can run scripts in a browser, and so get the sandbox policy.
+SANDBOXED_TYPES = ("text/html", "application/xhtml+xml", "image/svg+xml")
+
+
+def html_policy(*, allow_scripts=False):
+    """Return the Content-Security-Policy of archive HTML, with scripts allowed or not."""
+    if allow_scripts:
+        return HTML_POLICY.format(allow=" allow-scripts", scripts="'self' 'unsafe-inline'")
+    return HTML_POLICY.format(allow="", scripts="'none'")
+
 
 @login_required
 @require_safe
 def archive_file(request, study, relative_path):
     """Send one archive file (GET or HEAD), with a 206 partial response to a Range request."""
     study = permissions.get_study(request.user, study)
+    return serve_archive_file(request, study, relative_path)
+
+
+def serve_archive_file(request, study, relative_path, *, allow_scripts=False):
+    """Return the response for one archive file of a visible study, after the file checks.
+
+    HTML files get the sandbox policy of `html_policy`; `allow_scripts` lets them run scripts.
+    """
     not_found = Http404(f"No file {relative_path} in the archive of {study}.")
     path = archive_file_path(study, relative_path)
     if path is None:
@@ -29,10 +57,13 @@ def archive_file(request, study, relative_path):
         raise not_found
 
     content_type = content_type_for(path)
-    accel_response = _accel_redirect(path, content_type)
-    if accel_response is not None:
-        return accel_response
-    return file_response(request, path, content_type)
+    response = _accel_redirect(path, content_type)
+    if response is None:
+        response = file_response(request, path, content_type)
+    if content_type.split(";")[0].strip() in SANDBOXED_TYPES:
+        # django-csp leaves a Content-Security-Policy header that is already set alone.
+        response["Content-Security-Policy"] = html_policy(allow_scripts=allow_scripts)
+    return response
 
 
 def _accel_redirect(path, content_type):

@@ -20,6 +20,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.models import AccessEvent, AccountRequest, Role, StudyMembership
 from integrations.models import IssueRequest, PushStatus, XnatPush
+from pipelines.models import PageScope, PipelinePage
 from qc.compliance_services import compute_header_diffs_for_sessions
 from qc.models import (
     DeviationResolution,
@@ -30,6 +31,7 @@ from qc.models import (
     QCEvent,
     ScanReview,
     SessionSignOff,
+    SidecarRepair,
     TimepointComment,
     TimepointCommentRevision,
 )
@@ -182,8 +184,13 @@ MATRIX = {
     ("qc:compliance:resolve_deviation", "POST"): REVIEWERS_WRITE,
     ("qc:compliance:dismiss_missing_scans", "GET"): POST_ONLY,
     ("qc:compliance:dismiss_missing_scans", "POST"): REVIEWERS_WRITE,
+    ("qc:compliance:repair_sidecar", "GET"): POST_ONLY,
+    ("qc:compliance:repair_sidecar", "POST"): REVIEWERS_WRITE,
     ("studies:archive_file", "GET"): EVERY_MEMBER,
     ("studies:archive_file", "POST"): GET_ONLY,
+    # Archive reports of pipeline pages that may run scripts: the same file checks.
+    ("pipelines:report", "GET"): EVERY_MEMBER,
+    ("pipelines:report", "POST"): GET_ONLY,
     # REDCap pages: the lists span studies, so they return 403 rather than 404.
     ("redcap:unmatched_records", "GET"): RA_LIST,
     ("redcap:unmatched_records", "POST"): GET_ONLY,
@@ -414,6 +421,13 @@ def objects(persona_study, personas):
             "zhh": _notes_data(persona_study.zhh, personas),
         },
         "record": RedcapRecordFactory(config=config),
+        "pipeline_page": PipelinePage.objects.create(
+            study=persona_study.study,
+            name="Report",
+            scope=PageScope.SCAN,
+            path_template="qc/{timepoint}/{scan}.html",
+            allow_scripts=True,
+        ),
         "trigger": RedcapTriggerFactory(config=config),
     }
 
@@ -458,7 +472,9 @@ def url_for(name, objects, site="cmh"):
         "qc:compliance:study_compliance_csv": {"nickname": "SPINS"},
         "qc:compliance:resolve_deviation": {"name": compliance.scan.name},
         "qc:compliance:dismiss_missing_scans": {"session_id": compliance.session.name},
+        "qc:compliance:repair_sidecar": {"name": compliance.scan.name},
         "studies:archive_file": {"study": "SPINS", "relative_path": data.image},
+        "pipelines:report": {"pk": objects["pipeline_page"].pk, "relative_path": data.image},
         "redcap:link_record": {"pk": objects["record"].pk},
         "redcap:retry_trigger": {"pk": objects["trigger"].pk},
         "redcap:dismiss_survey": {"session_id": data.session.name},
@@ -509,6 +525,7 @@ def post_data(name, objects, site="cmh"):
             "reason": "The site's scanner rounds the echo time.",
         },
         "qc:compliance:dismiss_missing_scans": {"reason": "The participant stopped the session."},
+        "qc:compliance:repair_sidecar": {"action": "removed"},
         "redcap:dismiss_survey": {"reason": "The participant left before the survey."},
         "integrations:new_issue": {"title": "Motion", "body": "Heavy motion in RST."},
         "accounts:profile": {"first_name": "Pat", "last_name": "Doe"},
@@ -547,6 +564,7 @@ def writes():
         XnatPush.objects.count(),
         IssueRequest.objects.count(),
         DeletionEvent.objects.count(),
+        SidecarRepair.objects.count(),
     )
 
 
@@ -583,7 +601,9 @@ SITE_BOUND = {
     ("qc:session_sign_off", "POST"): FOUND,
     ("qc:compliance:resolve_deviation", "POST"): FOUND,
     ("qc:compliance:dismiss_missing_scans", "POST"): FOUND,
+    ("qc:compliance:repair_sidecar", "POST"): FOUND,
     ("studies:archive_file", "GET"): OK,
+    ("pipelines:report", "GET"): OK,
     ("api:timepoint_detail", "GET"): OK,
     ("api:session", "GET"): OK,
     ("api:scan", "GET"): OK,

@@ -201,8 +201,9 @@ def test_scan_page_query_count(reviewer_client, reviewer, django_assert_num_quer
 
     # 1 session, 2 user, 3 scan with QC state, tag, session, timepoint, study, site and source,
     # 4 current header diff with its gold standard, 5 deviation resolutions with reviewers,
-    # 6 review history with reviewers, 7 history (one union).
-    with django_assert_num_queries(7):
+    # 6 review history with reviewers, 7 history (one union), 8 sidecar repairs with reviewers,
+    # 9 the study's pipeline pages.
+    with django_assert_num_queries(9):
         response = reviewer_client.get(scan_url(scan))
 
     assert response.status_code == 200

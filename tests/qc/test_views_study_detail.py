@@ -146,9 +146,9 @@ def test_overview_query_count(reviewer_client, reviewer, django_assert_num_queri
     # status and new-scan count; the compliance badges add 7 the sessions' study sites,
     # 8 expected scans, 9 scan count per session and tag, 10 missing-scan dismissals, 11 header
     # diff count per session and status; 12 conversion errors per session, 13 sessions needing
-    # review in the study, 14 the newest README with its author. The progress panel loads from
-    # its own URL, so it adds no query here.
-    with django_assert_num_queries(14):
+    # review in the study, 14 the newest README with its author, 15 the study's pipeline pages.
+    # The progress panel loads from its own URL, so it adds no query here.
+    with django_assert_num_queries(15):
         response = reviewer_client.get(overview_url())
 
     assert response.status_code == 200

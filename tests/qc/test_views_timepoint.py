@@ -252,8 +252,9 @@ def test_timepoint_query_count(reviewer_client, reviewer, django_assert_num_quer
     # links with records, 15 survey dismissals. The notes sections add 16 comments with authors,
     # 17 incidental findings the user may see, 18 history (one union); comment revisions and
     # finding notes are fetched only when there are comments or findings. The issues panel adds
-    # 19 the study's issue tracker (none here).
-    with django_assert_num_queries(19):
+    # 19 the study's issue tracker (none here). 20 download jobs of the sessions (their runs
+    # only when there are jobs), 21 the study's pipeline pages.
+    with django_assert_num_queries(21):
         response = reviewer_client.get(timepoint_url(timepoint.name))
 
     assert response.status_code == 200
