@@ -302,3 +302,48 @@ def attach_conversion_error_counts(sessions):
     )
     for session in sessions:
         session.conversion_error_count = counts.get(session.pk, 0)
+
+
+# --- Review navigation ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScanNeighbours:
+    """The scans before and after one scan of a timepoint (names, None at either end)."""
+
+    previous: str | None
+    next: str | None
+
+
+def scan_neighbours(scan):
+    """Find the scans before and after `scan` in its timepoint, in one query.
+
+    Scans are ordered by session number, then series and name, as the timepoint page lists
+    them, so "next" moves through a session and then into the timepoint's next session.
+    """
+    names = list(
+        Scan.objects.filter(session__timepoint_id=scan.session.timepoint_id)
+        .order_by("session__number", "series", "name")
+        .values_list("name", flat=True)
+    )
+    index = names.index(scan.name)
+    previous = names[index - 1] if index > 0 else None
+    following = names[index + 1] if index + 1 < len(names) else None
+    return ScanNeighbours(previous=previous, next=following)
+
+
+def next_session_to_review(sessions):
+    """Return the oldest-acquired session of `sessions` that still needs review, or None.
+
+    A session needs review when it is not signed off (phantoms excepted, see NEEDS_REVIEW) or
+    when one of its scans is new. Sessions without an acquisition date come last, and ties go
+    to the lower id. One query; the database walks sessions in `acquired_on` order and stops at
+    the first match, so the cost depends on how many reviewed sessions come first.
+    """
+    new_scans = with_qc_state(Scan.objects.filter(session_id=OuterRef("pk"))).filter(IS_NEW)
+    waiting = sessions.filter(NEEDS_REVIEW | Q(Exists(new_scans)))
+    return (
+        waiting.select_related("timepoint")
+        .order_by(F("acquired_on").asc(nulls_last=True), "pk")
+        .first()
+    )

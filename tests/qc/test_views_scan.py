@@ -201,8 +201,8 @@ def test_scan_page_query_count(reviewer_client, reviewer, django_assert_num_quer
 
     # 1 session, 2 user, 3 scan with QC state, tag, session, timepoint, study, site and source,
     # 4 current header diff with its gold standard, 5 deviation resolutions with reviewers,
-    # 6 review history with reviewers.
-    with django_assert_num_queries(6):
+    # 6 names of the timepoint's scans (previous and next links), 7 review history with reviewers.
+    with django_assert_num_queries(7):
         response = reviewer_client.get(scan_url(scan))
 
     assert response.status_code == 200
