@@ -167,5 +167,8 @@ class SignOffForm(forms.Form):
         self.helper.disable_csrf = True
         self.helper.layout = Layout(
             Field("approve_scan_ids"),
-            StrictButton("Sign off session", type="submit", css_class="btn-primary"),
+            # Focused on load, so Enter confirms after the "s" shortcut opened this page.
+            StrictButton(
+                "Sign off session", type="submit", css_class="btn-primary", autofocus="autofocus"
+            ),
         )
