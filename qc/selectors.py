@@ -364,7 +364,8 @@ def next_session_to_review(sessions):
 
 
 def _newest_state():
-    """A subquery of the state of the outer scan's newest review (its source's when linked)."""
+    """Build a subquery of the state of the outer scan's newest review (its source's when
+    linked)."""
     reviews = ScanReview.objects.filter(
         scan_id=Coalesce(OuterRef("source_id"), OuterRef("id"))
     ).order_by("-created_at", "-id")

@@ -1,9 +1,9 @@
 // Keyboard review on the timepoint page (a table of scan rows) and the scan page (one review
 // form). The help overlay (templates/qc/_shortcut_help.html) lists every shortcut.
 //
-// Timepoint page: j/k or the arrow keys move a visible selection over the scan rows; a, f and b
-// act on the selected row, whose form saves through htmx; after a saved decision the selection
-// moves to the next row. s opens a sign-off confirmation for the selected row's session.
+// Timepoint page: j/k or the arrow keys move a visible selection over the scan rows. a, f and b
+// act on the selected row, whose form saves through htmx, and after a saved decision the
+// selection moves to the next row. s opens a sign-off confirmation for the selected row's session.
 // Scan page: n/p follow the previous and next scan links; a, f and b use the review form; s
 // opens the sign-off confirmation page.
 (function () {
