@@ -132,12 +132,13 @@ def allowed_site_ids(user, study):
 # --- What the user may see ------------------------------------------------------------------
 
 
-def _visible_filter(user, prefix):
+def _visible_filter(user, prefix, minimum=None):
     """Build the filter that keeps the rows of timepoints the user may see.
 
-    `prefix` is the path from the queried model to Timepoint ("" for Timepoint itself). Returns
-    None when nothing needs filtering (a dashboard admin). The filter is a correlated EXISTS on
-    the user's memberships, so it adds no query of its own.
+    `prefix` is the path from the queried model to Timepoint ("" for Timepoint itself). With
+    `minimum`, only memberships of that role or higher count. Returns None when nothing needs
+    filtering (a dashboard admin). The filter is a correlated EXISTS on the user's memberships,
+    so it adds no query of its own.
     """
     if not is_signed_in(user):
         return Q(pk__in=[])
@@ -146,6 +147,8 @@ def _visible_filter(user, prefix):
     covering = StudyMembership.objects.filter(
         user_id=user.pk, study_id=OuterRef(f"{prefix}study_id")
     ).filter(Q(site__isnull=True) | Q(site_id=OuterRef(f"{prefix}study_site__site_id")))
+    if minimum is not None:
+        covering = covering.filter(role__gte=minimum)
     return Exists(covering)
 
 
@@ -173,6 +176,13 @@ def visible_timepoints(user):
 def visible_sessions(user):
     """Sessions of the timepoints the user may see."""
     return _restrict(Session.objects.all(), user, "timepoint__")
+
+
+def reviewable_sessions(user):
+    """Sessions at the studies and sites where the user may review (see `can_review`)."""
+    condition = _visible_filter(user, "timepoint__", minimum=Role.QC_REVIEWER)
+    sessions = Session.objects.all()
+    return sessions if condition is None else sessions.filter(condition)
 
 
 def visible_scans(user):

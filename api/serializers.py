@@ -247,6 +247,11 @@ class QCStateSerializer(serializers.Serializer):
     reviewed_scan = serializers.CharField(
         help_text="The scan the decision is stored on: the source scan of a linked scan."
     )
+    review_id = serializers.IntegerField(
+        allow_null=True,
+        help_text="The id of the newest review (null when none); send it back as "
+        "expected_review_id to make a PUT fail when someone reviewed the scan meanwhile.",
+    )
 
 
 class QCStateUpdateSerializer(serializers.Serializer):
@@ -263,6 +268,14 @@ class QCStateUpdateSerializer(serializers.Serializer):
         default="",
         max_length=MAX_TEXT_LENGTH,
         trim_whitespace=True,
+    )
+    expected_review_id = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="The review_id a GET returned (null for a scan without reviews). When the "
+        "scan's newest review is another one, nothing is saved and the answer is 409 "
+        "review_conflict. Left out, the decision is recorded whatever came before.",
     )
 
 

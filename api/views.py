@@ -457,7 +457,25 @@ def _qc_body(scan):
         "reviewer": review.reviewer.username if review else None,
         "reviewed_at": review.created_at if review else None,
         "reviewed_scan": source.name,
+        "review_id": review.pk if review else None,
     }
+
+
+def _review_conflict(scan, current, expected_review_id):
+    if current["review_id"] is None:
+        newest = "has no review"
+    else:
+        newest = (
+            f"has newest review {current['review_id']} ({current['state']} by "
+            f"{current['reviewer']} at {current['reviewed_at']:%Y-%m-%d %H:%M})"
+        )
+    expected = "none" if expected_review_id is None else expected_review_id
+    return ApiError(
+        "review_conflict",
+        f"Scan {scan.name} {newest}, but the request expected {expected}; nothing was saved. "
+        f"GET the QC state again and send its review_id.",
+        status_code=status.HTTP_409_CONFLICT,
+    )
 
 
 class ScanQCView(APIView):
@@ -483,11 +501,28 @@ class ScanQCView(APIView):
         data = _body(serializers.QCStateUpdateSerializer, request)
         state, comment = data["state"], data.get("comment", "")
 
+        expected_review_id = data.get("expected_review_id", services.ANY_REVIEW)
+
         current = _qc_body(scan)
         changed = current["state"] != state or current["comment"] != comment.strip()
+        stale = expected_review_id is not services.ANY_REVIEW and (
+            expected_review_id != current["review_id"]
+        )
+        if stale and not changed:
+            # Nothing would be written, but the caller should still learn that it acted on an
+            # outdated state.
+            raise _review_conflict(scan, current, expected_review_id)
         if changed:
             try:
-                services.review_scan(scan, reviewer=request.user, state=state, comment=comment)
+                services.review_scan(
+                    scan,
+                    reviewer=request.user,
+                    state=state,
+                    comment=comment,
+                    expected_review_id=expected_review_id,
+                )
+            except services.ReviewConflict as conflict:
+                raise _review_conflict(scan, _qc_body(scan), expected_review_id) from conflict
             except services.QCError as error:
                 raise ApiError("invalid_decision", str(error)) from error
             current = _qc_body(scan)

@@ -40,7 +40,9 @@ class CommentField(forms.CharField):
 class ReviewForm(forms.Form):
     """A QC decision on one scan. The state comes from the submit button the reviewer presses.
 
-    `compact` lays the form out for a row of the timepoint page's scan table.
+    `expected_review_id` is the newest review the page showed (empty when it showed none); a
+    request without the field skips that check. `compact` lays the form out for a row of the
+    timepoint page's scan table, which has no "save and next" box.
     """
 
     state = forms.ChoiceField(
@@ -56,9 +58,27 @@ class ReviewForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Required to flag or blacklist: say what is wrong.",
     )
+    expected_review_id = forms.IntegerField(
+        required=False,
+        min_value=1,
+        widget=forms.HiddenInput,
+        error_messages={
+            "invalid": "The form carries an invalid review id; reload the page and save again.",
+            "min_value": "The form carries an invalid review id; reload the page and save again.",
+        },
+    )
+    save_and_next = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Save and next: open the next scan after saving",
+    )
 
     def __init__(self, *args, compact=False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.compact = compact
+        # A conflict that stopped the last save (qc.services.ReviewConflict), shown above the
+        # buttons; set by the view.
+        self.conflict = None
         self.helper = FormHelper(self)
         # The page writes the <form> tag and its CSRF token, because the htmx attributes differ
         # between the timepoint page and the scan page.
@@ -71,7 +91,9 @@ class ReviewForm(forms.Form):
             )
             for state, label, css in REVIEW_BUTTONS
         ]
+        extra = []
         if compact:
+            del self.fields["save_and_next"]
             self.fields["comment"].widget.attrs.update(
                 {"rows": 1, "placeholder": "Comment (required to flag or blacklist)"}
             )
@@ -80,9 +102,20 @@ class ReviewForm(forms.Form):
             comment = Field("comment", css_class="form-control-sm")
         else:
             comment = Field("comment")
+            extra = [Field("save_and_next", wrapper_class="mt-2 mb-0")]
         self.helper.layout = Layout(
-            comment, Div(*buttons, css_class="d-flex flex-wrap gap-1 review-buttons")
+            Field("expected_review_id"),
+            comment,
+            Div(*buttons, css_class="d-flex flex-wrap gap-1 review-buttons"),
+            *extra,
         )
+
+    def clean_expected_review_id(self):
+        # A missing field (an older page or a script) means "do not check"; an empty one means
+        # the page showed no review.
+        if self.add_prefix("expected_review_id") not in self.data:
+            return services.ANY_REVIEW
+        return self.cleaned_data["expected_review_id"]
 
     def clean_comment(self):
         try:
@@ -92,10 +125,11 @@ class ReviewForm(forms.Form):
 
     def clean(self):
         cleaned_data = super().clean()
-        # The state comes from a button, which has no place on the page to show an error, so a
-        # state error is reported for the whole form.
-        for message in self.errors.pop("state", []):
-            self.add_error(None, message)
+        # The state comes from a button and the review id from a hidden field, which have no
+        # place on the page to show an error, so their errors are reported for the whole form.
+        for name in ("state", "expected_review_id"):
+            for message in self.errors.pop(name, []):
+                self.add_error(None, message)
         return cleaned_data
 
 
@@ -133,5 +167,8 @@ class SignOffForm(forms.Form):
         self.helper.disable_csrf = True
         self.helper.layout = Layout(
             Field("approve_scan_ids"),
-            StrictButton("Sign off session", type="submit", css_class="btn-primary"),
+            # Focused on load, so Enter confirms after the "s" shortcut opened this page.
+            StrictButton(
+                "Sign off session", type="submit", css_class="btn-primary", autofocus="autofocus"
+            ),
         )

@@ -130,11 +130,13 @@ def _newest_review(field):
 
 
 def with_qc_state(scans):
-    """Annotate scans with `qc_state`, `qc_comment`, `qc_reviewer` (username), `qc_reviewed_at`.
+    """Annotate scans with `qc_state`, `qc_comment`, `qc_reviewer` (username), `qc_reviewed_at`
+    and `qc_review_id` (the newest review's id, which review forms send back).
 
     A scan without reviews gets `qc_state` None, which means new.
     """
     return scans.annotate(
+        qc_review_id=_newest_review("id"),
         qc_state=_newest_review("state"),
         qc_comment=_newest_review("comment"),
         qc_reviewer=_newest_review("reviewer__username"),

@@ -21,6 +21,7 @@ from django.db.models import (
     Prefetch,
     Q,
     Subquery,
+    Value,
 )
 from django.db.models.functions import Coalesce
 
@@ -308,3 +309,70 @@ def attach_conversion_error_counts(sessions):
     )
     for session in sessions:
         session.conversion_error_count = counts.get(session.pk, 0)
+
+
+# --- Review navigation ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScanNeighbours:
+    """The scans before and after one scan of a timepoint (names, None at either end)."""
+
+    previous: str | None
+    next: str | None
+
+
+def scan_neighbours(scan):
+    """Find the scans before and after `scan` in its timepoint, in one query.
+
+    Scans are ordered by session number, then series and name, as the timepoint page lists
+    them, so "next" moves through a session and then into the timepoint's next session.
+    """
+    names = list(
+        Scan.objects.filter(session__timepoint_id=scan.session.timepoint_id)
+        .order_by("session__number", "series", "name")
+        .values_list("name", flat=True)
+    )
+    index = names.index(scan.name)
+    previous = names[index - 1] if index > 0 else None
+    following = names[index + 1] if index + 1 < len(names) else None
+    return ScanNeighbours(previous=previous, next=following)
+
+
+def next_session_to_review(sessions):
+    """Return the oldest-acquired session of `sessions` that still needs review, or None.
+
+    A session needs review when it is not signed off (phantoms excepted, see NEEDS_REVIEW) or
+    when one of its scans is new. Sessions without an acquisition date come last, and ties go
+    to the lower id. One query: the database walks sessions in `acquired_on` order on the
+    `studies_session_acquired` index and stops at the first that needs review.
+    """
+    # A scalar subquery rather than Exists(): PostgreSQL 15 may turn an EXISTS under OR into
+    # a hashed subplan that computes the state of every scan in the database before the walk.
+    first_new_scan = (
+        Scan.objects.filter(session_id=OuterRef("pk"))
+        .annotate(current_state=Coalesce(_newest_state(), Value(QCState.NEW.value)))
+        .filter(current_state=QCState.NEW)
+        .order_by()
+        .values("pk")[:1]
+    )
+    # NOTE: each session walked past costs about 10 index lookups (one per scan) when it is
+    # signed off, so the time grows with the number of finished sessions older than the
+    # first waiting one (docs/benchmarks.md has measured numbers).
+    waiting = sessions.alias(first_new_scan=Subquery(first_new_scan)).filter(
+        NEEDS_REVIEW | Q(first_new_scan__isnull=False)
+    )
+    return (
+        waiting.select_related("timepoint")
+        .order_by(F("acquired_on").asc(nulls_last=True), "pk")
+        .first()
+    )
+
+
+def _newest_state():
+    """Build a subquery of the state of the outer scan's newest review (its source's when
+    linked)."""
+    reviews = ScanReview.objects.filter(
+        scan_id=Coalesce(OuterRef("source_id"), OuterRef("id"))
+    ).order_by("-created_at", "-id")
+    return Subquery(reviews.values("state")[:1])

@@ -24,6 +24,30 @@ class QCError(Exception):
     """A QC action that cannot be done; the message is meant for the reviewer."""
 
 
+class ReviewConflict(QCError):
+    """A review rejected because the scan got a newer review than the one the reviewer saw.
+
+    `current` is the scan's newest review (reviewer loaded), `state` and `comment` are the
+    decision that was not saved.
+    """
+
+    def __init__(self, scan, *, current, state, comment):
+        self.current = current
+        self.state = state
+        self.comment = comment
+        super().__init__(
+            f"{scan} was marked {current.get_state_display().lower()} by "
+            f"{current.reviewer.display_name} at {current.created_at:%Y-%m-%d %H:%M} after this "
+            f"page was loaded, so your decision ({state.label.lower()}) was not saved. Read "
+            f"their decision, then save yours again if it still applies."
+        )
+
+
+# The default of `review_scan(expected_review_id=...)`: record the review whatever the scan's
+# newest review is (for commands and API calls that do not send one).
+ANY_REVIEW = object()
+
+
 def clean_comment(comment):
     """Strip a comment and check it; raise QCError with the fix when it is unusable."""
     comment = (comment or "").strip()
@@ -37,11 +61,15 @@ def clean_comment(comment):
     return comment
 
 
-def review_scan(scan, *, reviewer, state, comment=""):
+def review_scan(scan, *, reviewer, state, comment="", expected_review_id=ANY_REVIEW):
     """Record a QC decision on a scan and return the new ScanReview.
 
     A linked scan's decision is recorded on its source scan, so every study that shares the
     acquisition sees it. Flagging and blacklisting need a comment.
+
+    `expected_review_id` is the id of the newest review the reviewer was shown, or None when
+    the scan showed no review. When the scan's newest review is another one (someone reviewed
+    it meanwhile), nothing is saved and ReviewConflict is raised.
     """
     state = QCState(state)
     comment = clean_comment(comment)
@@ -56,6 +84,8 @@ def review_scan(scan, *, reviewer, state, comment=""):
         # sign-off never approves a scan that a review is flagging at that moment.
         Session.objects.select_for_update().only("pk").get(pk=scan.session_id)
         target = Scan.objects.select_for_update().get(pk=scan.review_target_id)
+        if expected_review_id is not ANY_REVIEW:
+            _check_newest_review(scan, target, expected_review_id, state=state, comment=comment)
         review = ScanReview.objects.create(
             scan=target, state=state, comment=comment, reviewer=reviewer
         )
@@ -71,6 +101,24 @@ def review_scan(scan, *, reviewer, state, comment=""):
         )
     logger.info("scan %s marked %s by %s", target.name, state.value, reviewer)
     return review
+
+
+def _check_newest_review(scan, target, expected_review_id, *, state, comment):
+    # Runs under the row locks of the target scan and of the scan's session. Every review_scan
+    # call takes the first and sign_off_session takes the second, so no review lands between
+    # this check and the insert that follows it.
+    # NOTE: a sign-off of a source scan's own session does not lock the source scan, so for a
+    # linked scan a sign-off approval there may still land between the check and the insert.
+    current = ScanReview.objects.newest_for(target.pk).select_related("reviewer").first()
+    current_id = current.pk if current else None
+    if current_id == expected_review_id:
+        return
+    if current is None:
+        raise QCError(
+            f"Review {expected_review_id} is not a review of {scan}, which has none yet; reload "
+            f"the page and save again."
+        )
+    raise ReviewConflict(scan, current=current, state=state, comment=comment)
 
 
 def new_scans(session):

@@ -18,6 +18,7 @@ urlpatterns = [
         study_extras_views.study_progress,
         name="study_progress",
     ),
+    path("next-session/", views.next_session, name="next_session"),
     path("scans/<str:name>/", views.scan_detail, name="scan_detail"),
     path("scans/<str:name>/review/", views.scan_review, name="scan_review"),
     path("sessions/<str:session_id>/sign-off/", views.session_sign_off, name="session_sign_off"),

@@ -42,7 +42,24 @@ def _is_htmx(request):
 
 def _row_form(scan, data=None):
     # Field ids carry the scan's key because the timepoint page shows one form per scan.
-    return ReviewForm(data, compact=True, auto_id=f"scan{scan.pk}_%s")
+    return ReviewForm(
+        data,
+        compact=True,
+        auto_id=f"scan{scan.pk}_%s",
+        initial={"expected_review_id": scan.qc_review_id},
+    )
+
+
+def _conflict_form(form, conflict):
+    """Rebind a review form after a conflict: the comment as typed, the newest review's id.
+
+    Submitting it again saves the decision on top of the review that caused the conflict.
+    """
+    data = form.data.copy()
+    data[form.add_prefix("expected_review_id")] = conflict.current.pk
+    fresh = type(form)(data, compact=form.compact, auto_id=form.auto_id)
+    fresh.conflict = conflict
+    return fresh
 
 
 def _scan_row_url(scan):
@@ -162,6 +179,7 @@ def _render_scan_page(request, scan, form):
     )
     context = {
         "scan": scan,
+        "neighbours": selectors.scan_neighbours(scan),
         "study": study,
         "timepoint": scan.session.timepoint,
         "images": selectors.qc_images(scan),
@@ -188,10 +206,18 @@ def scan_detail(request, name):
         name,
         queryset=selectors.scan_for_page(permissions.visible_scans(request.user)),
     )
-    return _render_scan_page(request, scan, ReviewForm())
+    return _render_scan_page(
+        request, scan, ReviewForm(initial={"expected_review_id": scan.qc_review_id})
+    )
 
 
-def _redirect_target(request, scan):
+def _redirect_target(request, scan, *, save_and_next):
+    if save_and_next:
+        # The next scan of the timepoint, or the timepoint page after its last scan.
+        following = selectors.scan_neighbours(scan).next
+        if following:
+            return reverse("qc:scan_detail", args=[following])
+        return reverse("qc:timepoint_detail", args=[scan.session.timepoint.name])
     return safe_redirect_url(request, request.POST.get("next", ""), fallback=_scan_row_url(scan))
 
 
@@ -216,7 +242,11 @@ def scan_review(request, name):
                 reviewer=request.user,
                 state=form.cleaned_data["state"],
                 comment=form.cleaned_data["comment"],
+                expected_review_id=form.cleaned_data["expected_review_id"],
             )
+        except services.ReviewConflict as conflict:
+            logger.info("review of scan %s by %s rejected: %s", scan.name, request.user, conflict)
+            form = _conflict_form(form, conflict)
         except services.QCError as error:
             logger.info("review of scan %s by %s rejected: %s", scan.name, request.user, error)
             form.add_error(None, str(error))
@@ -226,7 +256,8 @@ def scan_review(request, name):
                 scan = permissions.get_scan(request.user, name, queryset=selectors.scans_for_row())
                 return _render_row(request, scan, _row_form(scan))
             messages.success(request, f"{scan.name} marked {review.get_state_display().lower()}.")
-            return redirect(_redirect_target(request, scan))
+            save_and_next = form.cleaned_data.get("save_and_next", False)
+            return redirect(_redirect_target(request, scan, save_and_next=save_and_next))
 
     if htmx:
         return _render_row(request, scan, form)
@@ -243,6 +274,18 @@ def _render_row(request, scan, form):
     scan.images = selectors.qc_images(scan)
     scan.review_form = form
     return render(request, "qc/_scan_row.html", {"scan": scan, "can_review": True})
+
+
+@login_required
+@require_GET
+def next_session(request):
+    """Send the reviewer to the oldest-acquired session they may review that still needs it."""
+    session = selectors.next_session_to_review(permissions.reviewable_sessions(request.user))
+    if session is None:
+        messages.info(request, "No session waits for review in the studies you review.")
+        return redirect("qc:study_list")
+    url = reverse("qc:timepoint_detail", args=[session.timepoint.name])
+    return redirect(f"{url}#session-{session.number}")
 
 
 def _get_session(user, session_id):

@@ -304,6 +304,8 @@ class Session(Hideable):
 
     class Meta:
         ordering = ["timepoint__name", "number"]
+        # The "next session to review" page walks sessions oldest first.
+        indexes = [models.Index(fields=["acquired_on", "id"], name="studies_session_acquired")]
         constraints = [
             models.UniqueConstraint(fields=["timepoint", "number"], name="studies_session_unique"),
             models.CheckConstraint(condition=Q(number__gte=1), name="studies_session_number_min"),

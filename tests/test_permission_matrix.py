@@ -88,6 +88,7 @@ POST_ONLY = row(
     LOGIN,
 )  # noqa: E501
 GET_ONLY = POST_ONLY
+SIGNED_IN_REDIRECT = row(LOGIN, FOUND, FOUND, FOUND, FOUND, FOUND, FOUND, FOUND, LOGIN)
 REVIEWERS_WRITE = row(LOGIN, MISSING, DENIED, FOUND, FOUND, FOUND, FOUND, FOUND, LOGIN)
 REVIEWERS_READ = row(LOGIN, MISSING, DENIED, OK, OK, OK, OK, OK, LOGIN)
 RA_WRITE = row(LOGIN, MISSING, DENIED, DENIED, DENIED, FOUND, FOUND, FOUND, LOGIN)
@@ -147,6 +148,9 @@ MATRIX = {
     ("qc:timepoint_detail", "POST"): GET_ONLY,
     ("qc:scan_detail", "GET"): EVERY_MEMBER,
     ("qc:scan_detail", "POST"): GET_ONLY,
+    # A redirect to a session, or to the study list when none waits for the user.
+    ("qc:next_session", "GET"): SIGNED_IN_REDIRECT,
+    ("qc:next_session", "POST"): GET_ONLY,
     ("qc:scan_review", "GET"): POST_ONLY,
     ("qc:scan_review", "POST"): REVIEWERS_WRITE,
     ("qc:session_sign_off", "GET"): REVIEWERS_READ,

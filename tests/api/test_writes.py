@@ -289,3 +289,62 @@ def test_sign_off_get(api, spins):
         "signed_off_at": None,
         "approved_scans": [],
     }
+
+
+def test_qc_put_with_current_review_id(api, spins):
+    scan = spins[2]
+    url = reverse("api:scan_qc", args=[scan.name])
+    shown = api.get(url).json()
+
+    response = put(api, url, {"state": "approved", "expected_review_id": shown["review_id"]})
+
+    assert shown["review_id"] is None
+    assert response.status_code == 200
+    assert response.json()["changed"] is True
+    assert response.json()["review_id"] == ScanReview.objects.get().pk
+
+
+def test_qc_put_stale_review_id_conflicts(api, spins):
+    scan = spins[2]
+    shown = ScanReviewFactory(scan=scan, state=QCState.APPROVED)
+    newer = ScanReviewFactory(scan=scan, state=QCState.FLAGGED, comment="motion")
+
+    response = put(
+        api,
+        reverse("api:scan_qc", args=[scan.name]),
+        {"state": "blacklisted", "comment": "bad", "expected_review_id": shown.pk},
+    )
+
+    assert response.status_code == 409
+    body = response.json()
+    assert body["code"] == "review_conflict"
+    assert (
+        f"has newest review {newer.pk} (flagged by {newer.reviewer.username}" in (body["message"])
+    )
+    assert f"but the request expected {shown.pk}; nothing was saved" in body["message"]
+    assert ScanReview.objects.count() == 2
+
+
+def test_qc_put_stale_unchanged_conflicts(api, spins):
+    scan = spins[2]
+    ScanReviewFactory(scan=scan, state=QCState.APPROVED)
+
+    response = put(
+        api,
+        reverse("api:scan_qc", args=[scan.name]),
+        {"state": "approved", "expected_review_id": None},
+    )
+
+    assert response.status_code == 409
+    assert "but the request expected none" in response.json()["message"]
+    assert ScanReview.objects.count() == 1
+
+
+def test_qc_put_without_review_id_unchecked(api, spins):
+    scan = spins[2]
+    ScanReviewFactory(scan=scan, state=QCState.FLAGGED, comment="motion")
+
+    response = put(api, reverse("api:scan_qc", args=[scan.name]), {"state": "approved"})
+
+    assert response.status_code == 200
+    assert response.json()["state"] == "approved"

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from qc.models import QCState, ScanReview, SessionSignOff, with_qc_state
-from qc.services import QCError, review_scan, sign_off_session
+from qc.services import QCError, ReviewConflict, review_scan, sign_off_session
 from studies.models import Scan
 from tests.studies.factories import ScanFactory, SessionFactory, UserFactory
 
@@ -56,3 +56,21 @@ def test_review_and_sign_off_at_once(attempt):
     # Whichever came first, bob's flag is kept: either the sign-off saw it and left the scan
     # alone, or the flag came after the sign-off's approval and is the newest decision.
     assert current == QCState.FLAGGED
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_two_reviews_from_one_page_state(attempt):
+    alice, bob = UserFactory(), UserFactory()
+    scan = ScanFactory()
+
+    errors = run_together(
+        lambda: review_scan(scan, reviewer=alice, state=QCState.APPROVED, expected_review_id=None),
+        lambda: review_scan(
+            scan, reviewer=bob, state=QCState.FLAGGED, comment="motion", expected_review_id=None
+        ),
+    )
+
+    # Both saw a scan without reviews: the first save wins, the second is a conflict.
+    assert len(errors) == 1
+    assert isinstance(errors[0], ReviewConflict)
+    assert ScanReview.objects.filter(scan=scan).count() == 1

@@ -201,9 +201,10 @@ def test_scan_page_query_count(reviewer_client, reviewer, django_assert_num_quer
 
     # 1 session, 2 user, 3 scan with QC state, tag, session, timepoint, study, site and source,
     # 4 current header diff with its gold standard, 5 deviation resolutions with reviewers,
-    # 6 review history with reviewers, 7 history (one union), 8 sidecar repairs with reviewers,
-    # 9 the study's pipeline pages.
-    with django_assert_num_queries(9):
+    # 6 names of the timepoint's scans (previous and next links), 7 review history with
+    # reviewers, 8 history (one union), 9 sidecar repairs with reviewers, 10 the study's
+    # pipeline pages.
+    with django_assert_num_queries(10):
         response = reviewer_client.get(scan_url(scan))
 
     assert response.status_code == 200
