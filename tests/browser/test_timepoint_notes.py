@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from accounts.models import Role, StudyMembership, User
+from accounts.models import StudyMembership, User
 from notifications.models import Notification
 from qc.models import IncidentalFinding, TimepointComment
 from studies.models import Scan
@@ -30,11 +30,9 @@ def demo(tmp_path):
     with pytest.raises(CommandError):
         call_command("import_archive", "DEMO", **quiet)
     call_command("create_demo_accounts", "--force", **quiet)
-    # The demo reviewer is a QC reviewer; commenting needs an RA. As primary contact they also
-    # receive the finding's email.
-    StudyMembership.objects.filter(user__username="reviewer").update(
-        role=Role.RA, is_primary_contact=True
-    )
+    # The demo reviewer is an RA, so they may comment. As primary contact they also receive the
+    # finding's email.
+    StudyMembership.objects.filter(user__username="reviewer").update(is_primary_contact=True)
     return User.objects.get(username="reviewer")
 
 

@@ -1,6 +1,6 @@
 """Create the demo accounts that `make run` signs in with.
 
-The reviewer becomes a QC reviewer of every study that exists at that point (`make run` imports
+The reviewer becomes an RA (reviews, comments and REDCap work) of every study that exists at that point (`make run` imports
 the demo archive first); the admin is a dashboard admin.
 """
 
@@ -58,7 +58,7 @@ class Command(BaseCommand):
     def _grant_every_study(self, user):
         for study in Study.objects.order_by("nickname"):
             _membership, created = StudyMembership.objects.get_or_create(
-                user=user, study=study, site=None, defaults={"role": Role.QC_REVIEWER}
+                user=user, study=study, site=None, defaults={"role": Role.RA}
             )
             if created:
-                self.stdout.write(f"{user.email} is a QC reviewer of {study}")
+                self.stdout.write(f"{user.email} is an RA of {study}")
