@@ -293,9 +293,10 @@ def test_scan_page_query_count_with_repairs(
             scan, reviewer=UserFactory(), action=SidecarRepairAction.EDITED, values_text=values
         )
 
-    # 1 session, 2 user, 3 scan, 4 current header diff, 5 deviation resolutions, 6 sidecar
-    # repairs with reviewers, 7 review history, 8 pipeline pages.
-    with django_assert_num_queries(8):
+    # 1 session, 2 user, 3 scan, 4 current header diff, 5 deviation resolutions, 6 names of
+    # the timepoint's scans (previous and next links), 7 review history, 8 history (one
+    # union), 9 sidecar repairs with reviewers, 10 pipeline pages.
+    with django_assert_num_queries(10):
         response = reviewer_client.get(reverse("qc:scan_detail", args=[scan.name]))
 
     assert response.content.decode().count("data-repair=") == count

@@ -399,11 +399,10 @@ def test_timepoint_page_query_count_with_notes(
 ):
     add_events(timepoint, reviewer, count)
 
-    # 1 session, 2 user, 3 timepoint, 4 sessions, 5 scans, 6 expected scans, 7-11 compliance
-    # badges, 12-14 REDCap panel (as in test_timepoint_query_count). Then 15 comments with
-    # authors, 16 their revisions, 17 incidental findings with reporters, 18 their notes,
-    # 19 whether the reviewer is a study contact (to follow findings up), 20 history.
-    with django_assert_num_queries(20):
+    # The 21 queries of the timepoint page (as in test_timepoint_query_count), and, because
+    # there are comments and findings, 22 the comments' revisions, 23 the findings' notes and
+    # 24 whether the reviewer is a study contact (to follow findings up).
+    with django_assert_num_queries(24):
         response = reviewer_client.get(page_url(timepoint))
 
     assert len(response.context["comments"]) == count

@@ -151,9 +151,10 @@ def test_scan_page_with_viewer_query_count(
         ScanReviewFactory(scan=scan, state=QCState.FLAGGED, comment=f"c{index}")
 
     # The viewer reads the file system only, so the count is the same with and without the
-    # file: session, user, scan, current header diff, review history, history (one union).
-    # With no header diff there are no deviation resolutions to load.
-    with django_assert_num_queries(6):
+    # file: session, user, scan, current header diff, names of the timepoint's scans, review
+    # history, history (one union), sidecar repairs, pipeline pages. With no header diff there
+    # are no deviation resolutions to load.
+    with django_assert_num_queries(9):
         response = reviewer_client.get(scan_url(scan))
 
     assert bool(response.context["volume"].url) is on_disk
@@ -168,7 +169,7 @@ def test_linked_scan_page_with_viewer_query_count(
 
     # One more than an unlinked scan: the check that the source is visible. The source's
     # study comes with the scan.
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(10):
         response = reviewer_client.get(scan_url(linked))
 
     assert response.context["volume"].url

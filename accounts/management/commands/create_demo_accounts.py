@@ -1,7 +1,7 @@
 """Create the demo accounts that `make run` signs in with.
 
-The reviewer becomes an RA (reviews, comments and REDCap work) of every study that exists at that point (`make run` imports
-the demo archive first); the admin is a dashboard admin.
+The reviewer becomes an RA (reviews, comments and REDCap work) of every study that exists at
+that point (`make run` imports the demo archive first); the admin is a dashboard admin.
 """
 
 from django.conf import settings
