@@ -140,7 +140,8 @@ def _add_querysets(plan):
 
 
 def _session_querysets(sessions, scans):
-    """The rows of the sessions and their scans, each before the rows it refers to."""
+    """Return querysets of the sessions, their scans and every row that refers to them, each
+    listed before the rows it refers to."""
     reviews = ScanReview.objects.filter(scan__in=scans)
     sign_offs = SessionSignOff.objects.filter(session__in=sessions)
     diffs = HeaderDiff.objects.filter(scan__in=scans)
@@ -172,8 +173,8 @@ def _session_querysets(sessions, scans):
 
 
 def _timepoint_querysets(timepoint):
-    """The rows that belong to the timepoint itself, each before the rows it refers to, and
-    the timepoint last."""
+    """Return querysets of the rows that refer to the timepoint itself, each listed before the
+    rows it refers to, and of the timepoint last."""
     comments = TimepointComment.objects.filter(timepoint=timepoint)
     findings = IncidentalFinding.objects.filter(timepoint=timepoint)
     return [
@@ -190,7 +191,7 @@ def _timepoint_querysets(timepoint):
 def find_unplanned_references(querysets):
     """Describe the rows outside `querysets` that refer to rows in them, one line per relation.
 
-    Every relation that points at a planned model is checked, whatever its `on_delete`: a
+    Every relation that points at a planned model is checked, whatever its `on_delete`. A
     model the purge has no rule for would otherwise lose rows through CASCADE without a
     snapshot, lose its link through SET_NULL, or stop the purge through PROTECT.
     """
@@ -225,8 +226,10 @@ def unplanned_references_error(target, references):
 
 
 def _reverse_relations(model):
-    """The relations of other models (and of `model` itself) that point at `model`, except
-    the automatic tables of many-to-many fields, which the many-to-many relation covers."""
+    """Return the relations of other models (and of `model` itself) that point at `model`.
+
+    The automatic tables of many-to-many fields are left out, because the relation of the
+    many-to-many field itself covers them."""
     return [
         relation
         for relation in model._meta.get_fields(include_hidden=True)
@@ -282,8 +285,8 @@ def snapshot(plan):
 
 
 def _purged_objects(plan):
-    """The scans, sessions and timepoint that the purge deletes, by name, with who hid them,
-    when and why (empty while shown)."""
+    """Describe the scans, sessions and timepoint that the purge deletes: name, and who hid
+    them, when and why (empty while shown)."""
     scans = Scan.all_objects.filter(session__in=plan.sessions).select_related("deleted_by")
     sessions = Session.all_objects.filter(
         pk__in=[session.pk for session in plan.sessions]
@@ -313,10 +316,10 @@ def purge(plan, *, ran_by, remove_files=False, force_shared=False):
     """Delete what the plan lists and return the PurgeRecord (never for a dry run: the caller
     simply does not call this).
 
-    Raise PurgeError while rows outside the plan refer to rows it deletes, and while a survey
-    record is shared with another session unless `force_shared`; then only this session's link
-    to it is deleted. Archive paths are removed only with `remove_files`, after the database
-    transaction commits.
+    Raise PurgeError while rows outside the plan refer to rows it deletes. Also raise it while
+    a survey record is shared with another session, unless `force_shared` is set, in which
+    case only this session's link to the record is deleted. Archive paths are removed only
+    with `remove_files`, after the database transaction commits.
     """
     if plan.unplanned_references:
         raise unplanned_references_error(plan.target, plan.unplanned_references)
