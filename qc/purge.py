@@ -12,16 +12,21 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import ProtectedError, Q
 
-from pipelines.models import DownloadJob
+from integrations.models import IssueRequest, TimepointIssues, XnatPush
+from pipelines.models import DownloadJob, DownloadRun
 from qc.models import (
     DeviationResolution,
+    FindingNote,
     HeaderDiff,
+    IncidentalFinding,
     MissingScanDismissal,
     PurgeRecord,
     QCEvent,
     ScanReview,
     SessionSignOff,
     SidecarRepair,
+    TimepointComment,
+    TimepointCommentRevision,
 )
 from qc.services import QCError
 from redcap.models import SessionSurvey, SurveyDismissal
@@ -30,6 +35,11 @@ from studies.models import Scan, Session, TaskFile, Timepoint
 
 logger = logging.getLogger(__name__)
 
+# Models whose rows the purge deletes without keeping them in the snapshot: the scans,
+# sessions and timepoint are kept there by name (`_purged_objects`), and cached tracker issues
+# are a copy of the tracker's data that the tracker still holds.
+NOT_SNAPSHOTTED = {Scan, Session, Timepoint, TimepointIssues}
+
 
 class PurgeError(QCError):
     """A purge cannot go ahead; the message explains why and what to do."""
@@ -37,7 +47,11 @@ class PurgeError(QCError):
 
 @dataclass
 class PurgePlan:
-    """The rows a purge deletes (querysets in deletion order) and the archive paths it lists."""
+    """The rows a purge deletes (querysets in deletion order) and the archive paths it lists.
+
+    `unplanned_references` describes rows outside the plan that refer to rows it deletes; while
+    it is not empty the purge is rejected.
+    """
 
     target: str
     study: object
@@ -47,6 +61,8 @@ class PurgePlan:
     querysets: list = field(default_factory=list)
     paths: list = field(default_factory=list)
     shared_records: list = field(default_factory=list)
+    hidden_scans: list = field(default_factory=list)
+    unplanned_references: list = field(default_factory=list)
 
     def counts(self):
         """Rows per model label that the purge deletes, in deletion order (runs queries)."""
@@ -61,7 +77,8 @@ def plan_purge(text):
     """Return the PurgePlan for a session or timepoint ID, or raise PurgeError.
 
     A session ID purges that session, and its timepoint too when it has no other session. A
-    timepoint ID (or a phantom ID) purges the timepoint and all its sessions.
+    timepoint ID (or a phantom ID) purges the timepoint and all its sessions. Hidden
+    (soft-deleted) timepoints, sessions and scans are found and purged like shown ones.
     """
     try:
         ident = datman_ids.parse(text)
@@ -72,10 +89,11 @@ def plan_purge(text):
             f"SPN01_CMH_0001_01."
         ) from error
 
-    timepoint = Timepoint.objects.select_related("study").filter(name=ident.timepoint_id).first()
+    timepoints = Timepoint.all_objects.select_related("study").filter(name=ident.timepoint_id)
+    timepoint = timepoints.first()
     if timepoint is None:
         raise PurgeError(f"Timepoint {ident.timepoint_id} not found; nothing to purge.")
-    all_sessions = list(timepoint.sessions.order_by("number"))
+    all_sessions = list(Session.all_objects.filter(timepoint=timepoint).order_by("number"))
     if number is None:
         sessions, target = all_sessions, timepoint.name
     else:
@@ -95,42 +113,20 @@ def plan_purge(text):
 
 
 def _add_querysets(plan):
-    sessions = Session.objects.filter(pk__in=[session.pk for session in plan.sessions])
-    scans = Scan.objects.filter(session__in=sessions)
-    linked_elsewhere = Scan.objects.filter(source__in=scans).exclude(session__in=sessions)
+    sessions = Session.all_objects.filter(pk__in=[session.pk for session in plan.sessions])
+    scans = Scan.all_objects.filter(session__in=sessions)
+    linked_elsewhere = Scan.all_objects.filter(source__in=scans).exclude(session__in=sessions)
     if linked_elsewhere.exists():
         names = ", ".join(linked_elsewhere.order_by("name").values_list("name", flat=True))
         raise PurgeError(
             f"Scans of {plan.target} are the source of linked scans in other sessions ({names}); "
             f"purge those sessions first, because their QC decisions are these scans'."
         )
-    reviews = ScanReview.objects.filter(scan__in=scans)
-    sign_offs = SessionSignOff.objects.filter(session__in=sessions)
-    diffs = HeaderDiff.objects.filter(scan__in=scans)
-    plan.querysets = [
-        QCEvent.objects.filter(
-            Q(session__in=sessions)
-            | Q(scan__in=scans)
-            | Q(review__in=reviews)
-            | Q(sign_off__in=sign_offs)
-        ),
-        DeviationResolution.objects.filter(header_diff__in=diffs),
-        SidecarRepair.objects.filter(scan__in=scans),
-        reviews,
-        sign_offs,
-        MissingScanDismissal.objects.filter(session__in=sessions),
-        diffs,
-        SessionSurvey.objects.filter(session__in=sessions),
-        SurveyDismissal.objects.filter(session__in=sessions),
-        TaskFile.objects.filter(session__in=sessions),
-        DownloadJob.objects.filter(session__in=sessions),
-        # Linked scans first, because a scan cannot be deleted while another links to it.
-        scans.filter(source__isnull=False),
-        scans,
-        sessions,
-    ]
+    plan.querysets = _session_querysets(sessions, scans)
     if plan.deletes_timepoint:
-        plan.querysets.append(Timepoint.objects.filter(pk=plan.timepoint.pk))
+        plan.querysets += _timepoint_querysets(plan.timepoint)
+    plan.unplanned_references = find_unplanned_references(plan.querysets)
+    plan.hidden_scans = list(scans.hidden().order_by("name").values_list("name", flat=True))
 
     # A survey record that also describes a session outside the purge stays; only the link goes.
     links = SessionSurvey.objects.filter(session__in=sessions).select_related("record")
@@ -141,6 +137,107 @@ def _add_querysets(plan):
             for other in others.select_related("session__timepoint")
         )
     plan.paths = _archive_paths(plan)
+
+
+def _session_querysets(sessions, scans):
+    """Return querysets of the sessions, their scans and every row that refers to them, each
+    listed before the rows it refers to."""
+    reviews = ScanReview.objects.filter(scan__in=scans)
+    sign_offs = SessionSignOff.objects.filter(session__in=sessions)
+    diffs = HeaderDiff.objects.filter(scan__in=scans)
+    download_jobs = DownloadJob.objects.filter(session__in=sessions)
+    return [
+        QCEvent.objects.filter(
+            Q(session__in=sessions)
+            | Q(scan__in=scans)
+            | Q(review__in=reviews)
+            | Q(sign_off__in=sign_offs)
+        ),
+        DeviationResolution.objects.filter(header_diff__in=diffs),
+        SidecarRepair.objects.filter(scan__in=scans),
+        XnatPush.objects.filter(scan__in=scans),
+        reviews,
+        sign_offs,
+        MissingScanDismissal.objects.filter(session__in=sessions),
+        diffs,
+        SessionSurvey.objects.filter(session__in=sessions),
+        SurveyDismissal.objects.filter(session__in=sessions),
+        TaskFile.objects.filter(session__in=sessions),
+        DownloadRun.objects.filter(job__in=download_jobs),
+        download_jobs,
+        # Linked scans first, because a scan cannot be deleted while another links to it.
+        scans.filter(source__isnull=False),
+        scans.filter(source__isnull=True),
+        sessions,
+    ]
+
+
+def _timepoint_querysets(timepoint):
+    """Return querysets of the rows that refer to the timepoint itself, each listed before the
+    rows it refers to, and of the timepoint last."""
+    comments = TimepointComment.objects.filter(timepoint=timepoint)
+    findings = IncidentalFinding.objects.filter(timepoint=timepoint)
+    return [
+        TimepointCommentRevision.objects.filter(comment__in=comments),
+        comments,
+        FindingNote.objects.filter(finding__in=findings),
+        findings,
+        IssueRequest.objects.filter(timepoint=timepoint),
+        TimepointIssues.objects.filter(timepoint=timepoint),
+        Timepoint.all_objects.filter(pk=timepoint.pk),
+    ]
+
+
+def find_unplanned_references(querysets):
+    """Describe the rows outside `querysets` that refer to rows in them, one line per relation.
+
+    Every relation that points at a planned model is checked, whatever its `on_delete`. A
+    model the purge has no rule for would otherwise lose rows through CASCADE without a
+    snapshot, lose its link through SET_NULL, or stop the purge through PROTECT.
+    """
+    planned = {}
+    for queryset in querysets:
+        planned.setdefault(queryset.model, []).append(queryset)
+
+    problems = []
+    for queryset in querysets:
+        for relation in _reverse_relations(queryset.model):
+            referring_model = relation.related_model
+            referring = referring_model._base_manager.filter(
+                **{f"{relation.field.name}__in": queryset}
+            )
+            for own in planned.get(referring_model, []):
+                referring = referring.exclude(pk__in=own)
+            count = referring.count()
+            if count:
+                problems.append(
+                    f"{count} {referring_model._meta.label} rows refer to "
+                    f"{queryset.model._meta.label} rows through {relation.field.name}"
+                )
+    return problems
+
+
+def unplanned_references_error(target, references):
+    return PurgeError(
+        f"{target} cannot be purged: {'; '.join(references)}. The purge has no rule for "
+        f"deleting these rows, so nothing was deleted; delete them or point them elsewhere "
+        f"first, then run purge again."
+    )
+
+
+def _reverse_relations(model):
+    """Return the relations of other models (and of `model` itself) that point at `model`.
+
+    The automatic tables of many-to-many fields are left out, because the relation of the
+    many-to-many field itself covers them."""
+    return [
+        relation
+        for relation in model._meta.get_fields(include_hidden=True)
+        if relation.auto_created
+        and not relation.concrete
+        and relation.is_relation
+        and not relation.related_model._meta.auto_created
+    ]
 
 
 def _archive_paths(plan):
@@ -155,7 +252,7 @@ def _archive_paths(plan):
         candidates += [folder / name for folder in folders for name in names]
         candidates.append(root / "qc" / plan.timepoint.name)
     else:
-        for scan in Scan.objects.filter(session__in=plan.sessions):
+        for scan in Scan.all_objects.filter(session__in=plan.sessions):
             for relative in (scan.nifti_path, scan.sidecar_path):
                 if relative:
                     folder = (root / relative).parent
@@ -174,29 +271,58 @@ def glob_escape(text):
 
 
 def snapshot(plan):
-    """Serialise the QC rows the purge deletes (not the scans, sessions and timepoint)."""
-    kept = {Scan, Session, Timepoint}
+    """Serialise the QC rows the purge deletes, with the names and deletion fields of the
+    scans, sessions and timepoint it deletes."""
     data = {}
     for queryset in plan.querysets:
-        if queryset.model in kept:
+        if queryset.model in NOT_SNAPSHOTTED:
             continue
         rows = json.loads(serializers.serialize("json", queryset, cls=DjangoJSONEncoder))
         if rows:
-            data[queryset.model._meta.label] = rows
-    data["studies.Scan"] = list(
-        Scan.objects.filter(session__in=plan.sessions).values("pk", "name", "sidecar_path")
-    )
+            data.setdefault(queryset.model._meta.label, []).extend(rows)
+    data.update(_purged_objects(plan))
     return data
+
+
+def _purged_objects(plan):
+    """Describe the scans, sessions and timepoint that the purge deletes: name, and who hid
+    them, when and why (empty while shown)."""
+    scans = Scan.all_objects.filter(session__in=plan.sessions).select_related("deleted_by")
+    sessions = Session.all_objects.filter(
+        pk__in=[session.pk for session in plan.sessions]
+    ).select_related("timepoint", "deleted_by")
+    objects = {
+        "studies.Scan": [_hidden_row(scan, sidecar_path=scan.sidecar_path) for scan in scans],
+        "studies.Session": [_hidden_row(session) for session in sessions],
+    }
+    if plan.deletes_timepoint:
+        objects["studies.Timepoint"] = [_hidden_row(plan.timepoint)]
+    # The JSON field's encoder cannot write datetimes, so they become ISO 8601 text here.
+    return json.loads(json.dumps(objects, cls=DjangoJSONEncoder))
+
+
+def _hidden_row(obj, **extra):
+    return {
+        "pk": obj.pk,
+        "name": obj.name,
+        **extra,
+        "deleted_at": obj.deleted_at,
+        "deleted_by": obj.deleted_by.get_username() if obj.deleted_by_id else None,
+        "deletion_reason": obj.deletion_reason,
+    }
 
 
 def purge(plan, *, ran_by, remove_files=False, force_shared=False):
     """Delete what the plan lists and return the PurgeRecord (never for a dry run: the caller
     simply does not call this).
 
-    Raise PurgeError while a survey record is shared with another session, unless
-    `force_shared`; then only this session's link to it is deleted. Archive paths are removed
-    only with `remove_files`, after the database transaction commits.
+    Raise PurgeError while rows outside the plan refer to rows it deletes. Also raise it while
+    a survey record is shared with another session, unless `force_shared` is set, in which
+    case only this session's link to the record is deleted. Archive paths are removed only
+    with `remove_files`, after the database transaction commits.
     """
+    if plan.unplanned_references:
+        raise unplanned_references_error(plan.target, plan.unplanned_references)
     if plan.shared_records and not force_shared:
         raise PurgeError(
             f"{'; '.join(plan.shared_records)}. Purging {plan.target} would leave that session "
@@ -204,6 +330,10 @@ def purge(plan, *, ran_by, remove_files=False, force_shared=False):
             f"session's link."
         )
     with transaction.atomic():
+        # Checked again because rows may have been added since the plan was made.
+        references = find_unplanned_references(plan.querysets)
+        if references:
+            raise unplanned_references_error(plan.target, references)
         counts = plan.counts()
         record = PurgeRecord.objects.create(
             target=plan.target,
@@ -218,8 +348,8 @@ def purge(plan, *, ran_by, remove_files=False, force_shared=False):
         except ProtectedError as error:
             blocking = sorted({row._meta.label for row in error.protected_objects})
             raise PurgeError(
-                f"{plan.target} cannot be purged: rows of {', '.join(blocking)} still refer to "
-                f"it, and qcdash does not delete them. Nothing was deleted."
+                f"{plan.target} cannot be purged: rows of {', '.join(blocking)} were added "
+                f"while it ran and still refer to it. Nothing was deleted; run purge again."
             ) from error
     logger.info("purge of %s by %s: %s", plan.target, ran_by, counts)
     if remove_files:

@@ -1,21 +1,39 @@
-"""`manage.py purge`: what it shows, what it deletes and keeps, files, shared surveys, bad IDs."""
+"""`manage.py purge`: what it shows, what it deletes and keeps, files, shared surveys, bad IDs,
+the rows of every app and hidden rows."""
 
 import io
 import os
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
+from integrations.models import (
+    IssueRequest,
+    IssueRequestStatus,
+    PushStatus,
+    TimepointIssues,
+    XnatPush,
+)
+from pipelines.models import CommandKind, DownloadJob, DownloadRun
 from qc.models import (
+    FindingNote,
+    IncidentalFinding,
     PurgeRecord,
     QCEvent,
     QCState,
     ScanReview,
     SessionSignOff,
+    TimepointComment,
+    TimepointCommentRevision,
 )
+from qc.notes_services import add_comment, add_finding_note, edit_comment, report_finding
+from qc.purge import find_unplanned_references, plan_purge
 from qc.services import review_scan, sign_off_session
 from redcap.models import LinkKind, RedcapRecord
-from studies.models import Scan, Session, Timepoint
+from studies.models import DeletionEvent, Scan, Session, Timepoint
+from studies.services import delete_object
+from tests.qc.factories import ScanReviewFactory
 from tests.redcap.factories import RedcapRecordFactory, SessionSurveyFactory
 from tests.studies.factories import (
     ScanFactory,
@@ -29,6 +47,7 @@ from tests.studies.factories import (
 pytestmark = pytest.mark.django_db
 
 TIMEPOINT = "SPN01_CMH_0001_01"
+OTHER_TIMEPOINT = "SPN01_CMH_0002_01"
 
 
 @pytest.fixture
@@ -47,20 +66,20 @@ def reviewed_session(timepoint, number, archive):
     """A session with one scan (files in the archive), a flag and a sign-off."""
     session = SessionFactory(timepoint=timepoint, number=number)
     stem = f"{session.name}_T1_02_SagT1Bravo"
-    nii = f"data/nii/{TIMEPOINT}/{stem}.nii.gz"
+    nii = f"data/nii/{timepoint.name}/{stem}.nii.gz"
     scan = ScanFactory(
         session=session,
         name=f"{session.name}_T1_02",
         file_stem=stem,
         nifti_path=nii,
-        sidecar_path=f"data/nii/{TIMEPOINT}/{stem}.json",
+        sidecar_path=f"data/nii/{timepoint.name}/{stem}.json",
         qc_images=[{"file": f"{stem}.png", "title": "T1"}],
     )
-    folder = archive / "data" / "nii" / TIMEPOINT
+    folder = archive / "data" / "nii" / timepoint.name
     folder.mkdir(parents=True, exist_ok=True)
     for suffix in (".nii.gz", ".json"):
         (folder / f"{stem}{suffix}").write_text("x")
-    qc_folder = archive / "qc" / TIMEPOINT
+    qc_folder = archive / "qc" / timepoint.name
     qc_folder.mkdir(parents=True, exist_ok=True)
     (qc_folder / f"{stem}.png").write_text("png")
     reviewer = UserFactory()
@@ -244,3 +263,276 @@ def test_unknown_session_rejected(timepoint):
 def test_unknown_timepoint_rejected(db):
     with pytest.raises(CommandError, match="Timepoint SPN01_CMH_0404_01 not found"):
         run("SPN01_CMH_0404_01", "--yes")
+
+
+# --- Rows of every app, and hidden rows ------------------------------------------------------
+
+
+def annotated_timepoint(timepoint, archive):
+    """Give the timepoint two reviewed sessions and a row of every app that refers to it: a
+    comment with an edit, a finding with two notes, an XNAT push, cached tracker issues, an
+    issue request and a download job with a run. Session 2 and the scan of session 1 are
+    hidden. Return the two sessions.
+    """
+    first = reviewed_session(timepoint, 1, archive)
+    second = reviewed_session(timepoint, 2, archive)
+    author = UserFactory()
+    comment = add_comment(timepoint=timepoint, author=author, text="Subject moved")
+    edit_comment(comment=comment, editor=author, text="Subject moved in run 2")
+    finding = report_finding(timepoint=timepoint, reporter=author, description="Cyst seen")
+    add_finding_note(finding=finding, author=author, text="Referred to the physician")
+    add_finding_note(finding=finding, author=author, text="", marks_resolved=True)
+
+    scan = Scan.all_objects.get(session=first)
+    now = timezone.now()
+    XnatPush.objects.create(
+        scan=scan, study=timepoint.study, status=PushStatus.DONE, state=QCState.FLAGGED
+    )
+    TimepointIssues.objects.create(timepoint=timepoint, issues=[{"number": 7}], checked_at=now)
+    IssueRequest.objects.create(
+        timepoint=timepoint,
+        requested_by=author,
+        title=f"{timepoint.name}: motion",
+        status=IssueRequestStatus.CREATED,
+        issue_number=7,
+    )
+    job = DownloadJob.objects.create(
+        session_name=first.name, study_site=timepoint.study_site, session=first, deadline_at=now
+    )
+    DownloadRun.objects.create(
+        job=job,
+        kind=CommandKind.DOWNLOAD,
+        command=["dm_xnat_extract.py", first.name],
+        exit_code=0,
+        started_at=now,
+        finished_at=now,
+    )
+
+    admin = UserFactory(username=f"admin-{timepoint.name}")
+    delete_object(scan, user=admin, reason="Wrong series")
+    delete_object(second, user=admin, reason="Test scan of the phantom")
+    return first, second
+
+
+@pytest.fixture
+def other_timepoint(timepoint, archive):
+    other = TimepointFactory(study_site=timepoint.study_site, name=OTHER_TIMEPOINT)
+    annotated_timepoint(other, archive)
+    return other
+
+
+ROWS_OF_EVERY_APP = {
+    "qc.TimepointComment": 1,
+    "qc.TimepointCommentRevision": 2,
+    "qc.IncidentalFinding": 1,
+    "qc.FindingNote": 2,
+    "qc.ScanReview": 2,
+    "qc.SessionSignOff": 2,
+    "qc.QCEvent": 4,
+    "integrations.XnatPush": 1,
+    "integrations.TimepointIssues": 1,
+    "integrations.IssueRequest": 1,
+    "pipelines.DownloadJob": 1,
+    "pipelines.DownloadRun": 1,
+    "studies.Scan": 2,
+    "studies.Session": 2,
+    "studies.Timepoint": 1,
+}
+
+
+def test_dry_run_lists_every_app(timepoint, archive, other_timepoint):
+    annotated_timepoint(timepoint, archive)
+    deletion_events = DeletionEvent.objects.count()
+
+    output = run(TIMEPOINT, "--dry-run")
+
+    assert f"sessions: {TIMEPOINT}_01, {TIMEPOINT}_02 (hidden)" in output
+    assert f"hidden scans: {TIMEPOINT}_01_T1_02, {TIMEPOINT}_02_T1_02" in output
+    for label, count in ROWS_OF_EVERY_APP.items():
+        assert f"  {label}: {count}\n" in output
+    assert "cannot purge" not in output
+    assert "Dry run: nothing was deleted." in output
+    assert Timepoint.all_objects.filter(name=TIMEPOINT).exists()
+    assert Session.all_objects.filter(timepoint__name=TIMEPOINT).count() == 2
+    assert TimepointCommentRevision.objects.count() == 4
+    assert FindingNote.objects.count() == 4
+    assert XnatPush.objects.count() == 2
+    assert DownloadRun.objects.count() == 2
+    assert DeletionEvent.objects.count() == deletion_events
+    assert not PurgeRecord.objects.exists()
+
+
+def test_plan_counts_every_app(timepoint, archive):
+    annotated_timepoint(timepoint, archive)
+
+    counts = plan_purge(TIMEPOINT).counts()
+
+    assert {label: count for label, count in counts.items() if count} == ROWS_OF_EVERY_APP
+
+
+def test_purge_deletes_every_app(timepoint, archive, other_timepoint):
+    annotated_timepoint(timepoint, archive)
+    other_counts = plan_purge(OTHER_TIMEPOINT).counts()
+    deletion_events = DeletionEvent.objects.count()
+
+    output = run(TIMEPOINT, "--yes")
+
+    assert f"Purged {TIMEPOINT}: {sum(ROWS_OF_EVERY_APP.values())} rows deleted" in output
+    assert not Timepoint.all_objects.filter(name=TIMEPOINT).exists()
+    assert not Session.all_objects.filter(timepoint__name=TIMEPOINT).exists()
+    assert not Scan.all_objects.filter(session__timepoint__name=TIMEPOINT).exists()
+    assert not TimepointComment.objects.filter(timepoint__name=TIMEPOINT).exists()
+    assert not IncidentalFinding.objects.filter(timepoint__name=TIMEPOINT).exists()
+    assert not XnatPush.objects.filter(scan__session__timepoint__name=TIMEPOINT).exists()
+    assert not TimepointIssues.objects.filter(timepoint__name=TIMEPOINT).exists()
+    assert not IssueRequest.objects.filter(timepoint__name=TIMEPOINT).exists()
+    assert not DownloadJob.objects.filter(session_name__startswith=TIMEPOINT).exists()
+    # The other timepoint keeps every row, and the deletion history of both stays.
+    assert plan_purge(OTHER_TIMEPOINT).counts() == other_counts
+    assert TimepointCommentRevision.objects.count() == 2
+    assert FindingNote.objects.count() == 2
+    assert DownloadRun.objects.count() == 1
+    assert DeletionEvent.objects.count() == deletion_events
+    counts = PurgeRecord.objects.get().counts
+    assert {label: count for label, count in counts.items() if count} == ROWS_OF_EVERY_APP
+
+
+def test_snapshot_keeps_notes_and_pushes(timepoint, archive):
+    annotated_timepoint(timepoint, archive)
+
+    run(TIMEPOINT, "--yes")
+
+    snapshot = PurgeRecord.objects.get().snapshot
+    revisions = [row["fields"]["text"] for row in snapshot["qc.TimepointCommentRevision"]]
+    assert revisions == ["Subject moved", "Subject moved in run 2"]
+    assert len(snapshot["qc.TimepointComment"]) == 1
+    assert snapshot["qc.IncidentalFinding"][0]["fields"]["description"] == "Cyst seen"
+    notes = [
+        (row["fields"]["text"], row["fields"]["marks_resolved"])
+        for row in snapshot["qc.FindingNote"]
+    ]
+    assert notes == [("Referred to the physician", False), ("", True)]
+    assert snapshot["integrations.XnatPush"][0]["fields"]["state"] == QCState.FLAGGED
+    assert snapshot["integrations.IssueRequest"][0]["fields"]["issue_number"] == 7
+    assert len(snapshot["pipelines.DownloadJob"]) == 1
+    assert snapshot["pipelines.DownloadRun"][0]["fields"]["exit_code"] == 0
+    assert "integrations.TimepointIssues" not in snapshot
+
+
+def test_snapshot_keeps_hidden_state(timepoint, archive):
+    annotated_timepoint(timepoint, archive)
+
+    run(TIMEPOINT, "--yes")
+
+    snapshot = PurgeRecord.objects.get().snapshot
+    sessions = {row["name"]: row for row in snapshot["studies.Session"]}
+    assert sessions[f"{TIMEPOINT}_01"]["deleted_at"] is None
+    assert sessions[f"{TIMEPOINT}_02"]["deletion_reason"] == "Test scan of the phantom"
+    assert sessions[f"{TIMEPOINT}_02"]["deleted_by"] == f"admin-{TIMEPOINT}"
+    assert sessions[f"{TIMEPOINT}_02"]["deleted_at"]
+    scans = {row["name"]: row for row in snapshot["studies.Scan"]}
+    assert scans[f"{TIMEPOINT}_01_T1_02"]["deletion_reason"] == "Wrong series"
+    assert scans[f"{TIMEPOINT}_02_T1_02"]["deleted_at"] is None
+    assert snapshot["studies.Timepoint"] == [
+        {
+            "pk": timepoint.pk,
+            "name": TIMEPOINT,
+            "deleted_at": None,
+            "deleted_by": None,
+            "deletion_reason": "",
+        }
+    ]
+
+
+def test_purge_hidden_session(timepoint, archive, other_timepoint):
+    annotated_timepoint(timepoint, archive)
+
+    run(f"{TIMEPOINT}_02", "--yes")
+
+    assert list(
+        Session.all_objects.filter(timepoint=timepoint).values_list("number", flat=True)
+    ) == [1]
+    # The timepoint stays, so its own rows stay too.
+    assert Timepoint.all_objects.filter(name=TIMEPOINT).exists()
+    assert TimepointComment.objects.filter(timepoint=timepoint).exists()
+    assert IncidentalFinding.objects.filter(timepoint=timepoint).exists()
+    assert IssueRequest.objects.filter(timepoint=timepoint).exists()
+    record = PurgeRecord.objects.get()
+    assert record.counts["studies.Session"] == 1
+    assert "qc.TimepointComment" not in record.snapshot
+    assert "studies.Timepoint" not in record.snapshot
+
+
+def test_purge_session_with_hidden_scan(timepoint, archive):
+    first, _ = annotated_timepoint(timepoint, archive)
+
+    run(first.name, "--yes")
+
+    assert not Scan.all_objects.filter(session__pk=first.pk).exists()
+    assert not XnatPush.objects.exists()
+    assert not DownloadJob.objects.exists()
+    assert not DownloadRun.objects.exists()
+    assert Session.all_objects.filter(timepoint=timepoint).count() == 1
+    assert PurgeRecord.objects.get().counts["integrations.XnatPush"] == 1
+
+
+def test_purge_hidden_timepoint(timepoint, archive):
+    reviewed_session(timepoint, 1, archive)
+    delete_object(timepoint, user=UserFactory(), reason="Scanned under the wrong study")
+
+    output = run(TIMEPOINT, "--yes")
+
+    assert f"sessions: {TIMEPOINT}_01 (hidden)" in output
+    assert not Timepoint.all_objects.exists()
+    assert PurgeRecord.objects.get().snapshot["studies.Timepoint"][0]["deletion_reason"] == (
+        "Scanned under the wrong study"
+    )
+
+
+def test_linked_scans_counted_once(timepoint, archive):
+    first = reviewed_session(timepoint, 1, archive)
+    second = SessionFactory(timepoint=timepoint, number=2)
+    ScanFactory(session=second, source=Scan.objects.get(session=first))
+
+    counts = plan_purge(TIMEPOINT).counts()
+
+    assert counts["studies.Scan"] == 2
+
+
+def test_unplanned_reference_refused(timepoint, archive, other_timepoint):
+    session = reviewed_session(timepoint, 1, archive)
+    # A decision on another timepoint's scan that names this session's sign-off: the purge
+    # deletes the sign-off but has no rule for that review.
+    outside = Scan.all_objects.filter(session__timepoint=other_timepoint).first()
+    ScanReviewFactory(scan=outside, sign_off=session.sign_off)
+
+    output = run(TIMEPOINT, "--dry-run")
+    with pytest.raises(CommandError, match="has no rule for deleting these rows") as error:
+        run(TIMEPOINT, "--yes")
+
+    reference = "1 qc.ScanReview rows refer to qc.SessionSignOff rows through sign_off"
+    assert f"cannot purge: {reference}" in output
+    assert reference in str(error.value)
+    assert Timepoint.objects.filter(name=TIMEPOINT).exists()
+    assert SessionSignOff.objects.filter(session=session).exists()
+    assert not PurgeRecord.objects.exists()
+
+
+def test_unplanned_references_any_model(timepoint, archive):
+    session = reviewed_session(timepoint, 1, archive)
+    add_comment(timepoint=timepoint, author=UserFactory(), text="Check the fieldmap")
+
+    # Planned alone, the session and timepoint leave their scans, QC rows and comment behind.
+    references = find_unplanned_references(
+        [
+            Session.all_objects.filter(pk=session.pk),
+            Timepoint.all_objects.filter(pk=timepoint.pk),
+        ]
+    )
+
+    assert references == [
+        "1 studies.Scan rows refer to studies.Session rows through session",
+        "1 qc.SessionSignOff rows refer to studies.Session rows through session",
+        "2 qc.QCEvent rows refer to studies.Session rows through session",
+        "1 qc.TimepointComment rows refer to studies.Timepoint rows through timepoint",
+    ]

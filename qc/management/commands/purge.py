@@ -4,7 +4,7 @@ import getpass
 
 from django.core.management.base import BaseCommand, CommandError
 
-from qc.purge import PurgeError, plan_purge, purge
+from qc.purge import PurgeError, plan_purge, purge, unplanned_references_error
 
 
 class Command(BaseCommand):
@@ -52,6 +52,10 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self.stdout.write("Dry run: nothing was deleted.")
             return
+        if plan.unplanned_references:
+            raise CommandError(
+                str(unplanned_references_error(plan.target, plan.unplanned_references))
+            )
         if plan.shared_records and not options["force_shared"]:
             raise CommandError(
                 f"{'; '.join(plan.shared_records)}. Nothing was deleted; pass --force-shared to "
@@ -81,10 +85,16 @@ class Command(BaseCommand):
         write = self.stdout.write
         what = "timepoint" if plan.deletes_timepoint else "session"
         write(f"Purge of {plan.target} ({what} of study {plan.study.nickname}):")
-        write("  sessions: " + ", ".join(session.name for session in plan.sessions))
+        write(
+            "  sessions: " + ", ".join(_session_label(plan, session) for session in plan.sessions)
+        )
+        if plan.hidden_scans:
+            write("  hidden scans: " + ", ".join(plan.hidden_scans))
         for label, count in plan.counts().items():
             if count:
                 write(f"  {label}: {count}")
+        for reference in plan.unplanned_references:
+            write(f"  cannot purge: {reference}")
         for shared in plan.shared_records:
             write(f"  shared survey: {shared}")
         if with_files:
@@ -93,6 +103,12 @@ class Command(BaseCommand):
                 write(f"    {path}")
         elif plan.paths:
             write(f"  {len(plan.paths)} archive paths stay (pass --files to remove them)")
+
+
+def _session_label(plan, session):
+    if session.is_deleted or plan.timepoint.is_deleted:
+        return f"{session.name} (hidden)"
+    return session.name
 
 
 def _os_user():
