@@ -51,6 +51,18 @@ def _query_bool(request, name, default=False):
     )
 
 
+def _query_text(request, name):
+    """Read a text query parameter, stripped; '' when absent. NUL characters are refused,
+    because no name in qcdash contains one and PostgreSQL cannot compare text with them."""
+    value = request.query_params.get(name, "").strip()
+    if "\x00" in value:
+        raise ApiError(
+            "invalid_parameter",
+            f"Query parameter {name}={value!r} contains a NUL character; remove it.",
+        )
+    return value
+
+
 def _bool_parameter(name, description):
     return OpenApiParameter(name, OpenApiTypes.BOOL, description=description)
 
@@ -98,8 +110,8 @@ class StudyListView(APIView):
     )
     def get(self, request):
         studies = permissions.visible_studies(request.user)
-        code = request.query_params.get("code", "").strip()
-        site = request.query_params.get("site", "").strip()
+        code = _query_text(request, "code")
+        site = _query_text(request, "site")
         if code:
             studies = studies.filter(
                 Q(study_sites__code__iexact=code) | Q(study_sites__alt_codes__code__iexact=code)
@@ -147,7 +159,7 @@ class StudyTimepointsView(APIView):
     def get(self, request, nickname):
         study = permissions.get_study(request.user, nickname)
         timepoints = permissions.visible_timepoints(request.user).filter(study=study)
-        site = request.query_params.get("site", "").strip()
+        site = _query_text(request, "site")
         if site:
             timepoints = timepoints.filter(study_site__site__name__iexact=site)
         if not _query_bool(request, "phantoms", default=True):
@@ -602,7 +614,7 @@ class SessionSignOffView(APIView):
 
 
 def _subject_filter(request, study):
-    text = request.query_params.get("subject", "").strip()
+    text = _query_text(request, "subject")
     if not text:
         return None
     try:
@@ -697,8 +709,8 @@ class GoldStandardListView(APIView):
         site_ids = permissions.allowed_site_ids(request.user, study)
         if site_ids is not None:
             standards = standards.filter(site_id__in=site_ids)
-        site = request.query_params.get("site", "").strip()
-        tag = request.query_params.get("tag", "").strip()
+        site = _query_text(request, "site")
+        tag = _query_text(request, "tag")
         if site:
             standards = standards.filter(site__name__iexact=site)
         if tag:

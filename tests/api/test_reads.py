@@ -76,6 +76,25 @@ def test_boolean_parameter_is_strict(api, spins, value):
     assert f"phantoms={value!r}" in body["message"]
 
 
+@pytest.mark.parametrize(
+    ("url_name", "args", "parameter"),
+    [
+        ("api:study_list", [], "code"),
+        ("api:study_list", [], "site"),
+        ("api:study_timepoints", ["SPINS"], "site"),
+        ("api:blacklist", ["SPINS"], "subject"),
+    ],
+)
+def test_nul_in_a_text_parameter_is_422(api, spins, url_name, args, parameter):
+    response = api.get(reverse(url_name, args=args), {parameter: "CMH\x00"})
+
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "invalid_parameter"
+    assert "NUL" in body["message"]
+    assert parameter in body["message"]
+
+
 def test_timepoint_and_session(api, spins):
     _study_site, session, scan = spins
     SessionSignOffFactory(session=session)
