@@ -12,6 +12,7 @@ run: install
 	$(MAKE) --no-print-directory demo
 	@echo "Serving qcdash on http://$(HOST)/ (sign in as reviewer@example.org / qcdash-demo)"
 	@trap 'trap - INT TERM EXIT; kill 0' INT TERM EXIT; \
+	export SITE_URL=$${SITE_URL:-http://$(HOST)}; \
 	$(BIN)/python manage.py qcluster & \
 	$(BIN)/python manage.py runserver --noreload $(HOST)
 

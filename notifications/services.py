@@ -331,6 +331,14 @@ def send_survey_reminders():
     return _run_job("send_survey_reminders", work)
 
 
+def incidental_finding_contacts(study, *, site=None):
+    """The active primary and staff contacts of the study who cover `site` (all when None)."""
+    contacts = Q(is_primary_contact=True) | Q(is_staff_contact=True)
+    if site is not None:
+        contacts &= Q(site__isnull=True) | Q(site=site)
+    return _members(study, q=contacts)
+
+
 def notify_incidental_finding(finding_key, study, text, reporter, *, site=None):
     """Alert the study's primary and staff contacts of an incidental finding, at once.
 
@@ -338,10 +346,7 @@ def notify_incidental_finding(finding_key, study, text, reporter, *, site=None):
     (the finding's site), only contacts whose membership covers that site are alerted, so a
     contact limited to another site never receives the text.
     """
-    contacts = Q(is_primary_contact=True) | Q(is_staff_contact=True)
-    if site is not None:
-        contacts &= Q(site__isnull=True) | Q(site=site)
-    recipients = _members(study, q=contacts)
+    recipients = incidental_finding_contacts(study, site=site)
     return notify(
         kind=NotificationKind.INCIDENTAL_FINDING,
         key=f"incidental-finding:{finding_key}",

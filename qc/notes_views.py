@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts import permissions
+from notifications.services import incidental_finding_contacts
 from qc import history, notes_services, selectors
 from qc.models import IncidentalFinding, TimepointComment
 from qc.notes_forms import CommentForm, FindingForm, FindingNoteForm
@@ -116,6 +117,18 @@ def comment_delete(request, pk):
 # --- Incidental findings --------------------------------------------------------------------
 
 
+def _finding_reported_message(timepoint):
+    """Say who is emailed about a new finding, or that nobody is, so the reporter knows."""
+    contacts = incidental_finding_contacts(timepoint.study, site=timepoint.study_site.site_id)
+    names = [contact.get_full_name() or contact.username for contact in contacts]
+    if not names:
+        return (
+            f"Incidental finding reported. {timepoint.study} has no primary or staff contact, "
+            f"so nobody was emailed: tell a study admin, who sees the finding on this page."
+        )
+    return f"Incidental finding reported; emailing {', '.join(names)}."
+
+
 @login_required
 @require_POST
 def finding_report(request, name):
@@ -132,9 +145,7 @@ def finding_report(request, name):
         except notes_services.NoteError as error:
             form.add_error("description", str(error))
         else:
-            messages.success(
-                request, "Incidental finding reported; the study's contacts are being emailed."
-            )
+            messages.success(request, _finding_reported_message(timepoint))
             return redirect(_timepoint_url(timepoint, f"finding-{finding.pk}"))
     return render_timepoint_page(request, name, finding_form=form)
 

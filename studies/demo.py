@@ -19,6 +19,7 @@ import shutil
 import struct
 import zlib
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 import nibabel
@@ -41,6 +42,8 @@ SHAPE = (16, 16, 8)
 PNG_SCALE = 4
 MONTAGE_COLUMNS = 4
 CONVERTER_VERSION = "v1.0.20211006"
+# The demo sessions are dated from here on (see demo_acquisition_date).
+DEMO_FIRST_SCAN_ON = date(2026, 5, 4)
 
 
 @dataclass(frozen=True)
@@ -395,6 +398,8 @@ def _sidecar(ident, protocol, series, position):
     """Return dcm2niix-style sidecar contents for one series."""
     scanner = SCANNERS[ident.site]
     minutes = 5 + 7 * position
+    time = f"{9 + ident.session_number:02d}:{minutes:02d}:12.500000"
+    acquired_on = demo_acquisition_date(ident)
     sidecar = {
         "Modality": "MR",
         "MagneticFieldStrength": 3,
@@ -406,12 +411,23 @@ def _sidecar(ident, protocol, series, position):
         "SeriesDescription": protocol.series_description,
         "ProtocolName": protocol.series_description,
         "SeriesNumber": series,
-        "AcquisitionTime": f"{9 + ident.session_number:02d}:{minutes:02d}:12.500000",
+        "AcquisitionDateTime": f"{acquired_on.isoformat()}T{time}",
+        "AcquisitionTime": time,
         **protocol.sidecar,
         "ConversionSoftware": "dcm2niix",
         "ConversionSoftwareVersion": CONVERTER_VERSION,
     }
     return sidecar
+
+
+def demo_acquisition_date(ident):
+    """A made-up scan date for a demo session, spread over several months so that the study's
+    progress chart and the oldest-first review order have something to show."""
+    offset = sum(ord(char) for char in ident.site) % 11
+    subject = int(ident.subject) if ident.subject.isdigit() else 0
+    return DEMO_FIRST_SCAN_ON + timedelta(
+        days=offset + 23 * subject + 9 * (ident.session_number - 1)
+    )
 
 
 def _write_malformed_file(archive):
@@ -552,6 +568,7 @@ def _write_config(archive):
             "DTI60-1000": {"Formats": ["nii"], "QcType": "dti", "QcPha": "qa_dti"},
         },
         "IgnoreHeaderFields": [
+            "AcquisitionDateTime",
             "AcquisitionTime",
             "ConversionSoftwareVersion",
             "ProtocolName",

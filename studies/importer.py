@@ -32,6 +32,7 @@ from pathlib import Path
 
 import nibabel
 from django.db import DatabaseError, transaction
+from django.db.models.fields.json import KT
 from nibabel.filebasedimages import ImageFileError
 
 from studies import datman_ids, session_files
@@ -107,6 +108,7 @@ class ImportResult:
                 "scans_created",
                 "scans_updated",
                 "tech_notes_updated",
+                "acquired_on_set",
                 "task_files_created",
                 "task_files_updated",
                 "task_files_removed",
@@ -128,6 +130,8 @@ class ImportResult:
             parts.append(f"{_plural(counts['timepoints_updated'], 'timepoint')} updated")
         if counts["tech_notes_updated"]:
             parts.append(f"tech notes of {_plural(counts['tech_notes_updated'], 'session')} set")
+        if counts["acquired_on_set"]:
+            parts.append(f"acquisition date of {_plural(counts['acquired_on_set'], 'session')} set")
         task_changes = [
             f"{counts[f'task_files_{outcome}']} {outcome}"
             for outcome in ("created", "updated", "removed")
@@ -145,6 +149,18 @@ class ImportResult:
             parts.append(_plural(len(self.issues_at(IssueLevel.ERROR)), "error"))
         verb = "Dry run of the import of" if self.dry_run else "Imported"
         return f"{verb} {self.study}: {', '.join(parts)}"
+
+
+def sidecar_date(value):
+    """Return the date of a sidecar's AcquisitionDateTime (`2019-03-14T10:02:03.5`) or
+    AcquisitionDate (`2019-03-14` or DICOM's `20190314`), or None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    for layout, length in (("%Y-%m-%d", 10), ("%Y%m%d", 8)):
+        with suppress(ValueError):
+            return datetime.strptime(text[:length], layout).date()
+    return None
 
 
 def _plural(count, noun):
@@ -623,6 +639,7 @@ class _ArchiveImporter:
                 else:
                     counts["sessions_created" if created else "sessions_unchanged"] += 1
                     self._import_scans(session, scans, manifests, counts)
+                    self._update_acquired_on(session, counts)
                     session_id = _session_id(folder.ident, number)
                     self._update_tech_notes(folder, session, session_id, counts)
                     self._update_task_files(session, session_id, counts)
@@ -644,6 +661,24 @@ class _ArchiveImporter:
             folder.timepoint_counted = True
             counts[f"timepoints_{timepoint_outcome}"] += 1
         self.result.counts.update(counts)
+
+    def _update_acquired_on(self, session, counts):
+        """Set the session's acquisition date from its sidecars, when it has none yet.
+
+        dcm2niix writes AcquisitionDateTime unless told to anonymise dates; the earliest one of
+        the session's scans counts. A date set before (by the API or an earlier run) is kept.
+        """
+        if session.acquired_on is not None:
+            return
+        stamps = Scan.objects.filter(session=session).values_list(
+            KT("sidecar__AcquisitionDateTime"), KT("sidecar__AcquisitionDate")
+        )
+        dates = [found for stamp in stamps for value in stamp if (found := sidecar_date(value))]
+        if not dates:
+            return
+        session.acquired_on = min(dates)
+        session.save(update_fields=["acquired_on"])
+        counts["acquired_on_set"] += 1
 
     def _update_tech_notes(self, folder, session, session_id, counts):
         """Record the session's tech notes, or clear them when the file or the switch is gone."""

@@ -295,3 +295,10 @@ def test_sign_in_page_links_password_reset_once_and_has_an_icon(client):
     html = response.content.decode()
     assert html.count(reverse("account_reset_password")) == 1
     assert 'rel="icon"' in html
+
+
+def test_admin_pages_link_the_icon(admin_client):
+    response = admin_client.get(reverse("admin:index"))
+
+    assert response.status_code == 200
+    assert 'rel="icon"' in response.content.decode()

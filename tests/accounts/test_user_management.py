@@ -289,6 +289,17 @@ def test_profile_query_count(client, django_assert_num_queries, count):
     assert response.text.count("data-membership=") == count
 
 
+@pytest.mark.parametrize("is_admin", [False, True])
+def test_profile_links_notification_pages(client, is_admin):
+    client.force_login(UserFactory(is_dashboard_admin=is_admin))
+
+    html = client.get(reverse("accounts:profile")).text
+
+    assert reverse("notifications:preferences") in html
+    assert (reverse("notifications:failed") in html) is is_admin
+    assert (reverse("integrations:failed_pushes") in html) is is_admin
+
+
 def test_user_str_and_membership_str(spins):
     user = member(spins, Role.RA, username="alice")
 

@@ -303,6 +303,26 @@ def test_finding_report_notifies_contacts(
     notification = Notification.objects.get()
     assert notification.recipient.username == "pi"
     assert notification.key == f"incidental-finding:{finding.pk}"
+    pi = notification.recipient
+    page = reviewer_client.get(response.url).text
+    assert f"Incidental finding reported; emailing {pi.get_full_name() or pi.username}." in page
+
+
+def test_finding_report_says_when_nobody_is_emailed(
+    reviewer_client, timepoint, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = reviewer_client.post(
+            reverse("qc:finding_report", args=[timepoint.name]),
+            {"description": "Possible meningioma, right frontal."},
+            follow=True,
+        )
+
+    assert IncidentalFinding.objects.count() == 1
+    assert Notification.objects.count() == 0
+    assert (
+        f"{timepoint.study} has no primary or staff contact, so nobody was emailed" in response.text
+    )
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ every kind of bad input."""
 import json
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from io import StringIO
 
 import pytest
@@ -931,3 +931,53 @@ def test_import_finished_signal_once_per_run(real_archive, django_capture_on_com
     assert created == sorted(str(session) for session in Session.objects.all())
     assert created_again == []
     assert first_id != second_id
+
+
+def test_acquisition_date_taken_from_the_earliest_sidecar(archive):
+    archive.add_scan(
+        T1_STEM,
+        sidecar=json.dumps({**SIMPLE_SIDECAR, "AcquisitionDateTime": "2024-03-15T10:01:02"}),
+    )
+    archive.add_scan(
+        REST_STEM,
+        sidecar=json.dumps({"SeriesNumber": 3, "AcquisitionDateTime": "2024-03-14T23:59:00.5"}),
+    )
+
+    output = run_import("STUDY")
+    session = Session.objects.get(timepoint__name=TIMEPOINT, number=1)
+
+    assert session.acquired_on == date(2024, 3, 14)
+    assert "acquisition date of 1 session set" in summary_line(output)
+    assert "acquisition date" not in summary_line(run_import("STUDY"))
+
+
+def test_acquisition_date_set_before_is_kept(archive):
+    archive.add_scan(
+        T1_STEM, sidecar=json.dumps({**SIMPLE_SIDECAR, "AcquisitionDateTime": "2024-03-15T10:01"})
+    )
+    run_import("STUDY")
+    Session.objects.update(acquired_on=date(2024, 1, 2))
+
+    run_import("STUDY")
+
+    assert Session.objects.get().acquired_on == date(2024, 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"AcquisitionDate": "20240315"}, date(2024, 3, 15)),
+        ({"AcquisitionDate": "2024-03-15"}, date(2024, 3, 15)),
+        ({"AcquisitionDateTime": "2024-13-45T10:00"}, None),
+        ({"AcquisitionDateTime": 20240315}, None),
+        ({"AcquisitionDateTime": ""}, None),
+        ({"AcquisitionTime": "10:01:02"}, None),
+    ],
+)
+def test_acquisition_date_forms(archive, fields, expected):
+    archive.add_scan(T1_STEM, sidecar=json.dumps({**SIMPLE_SIDECAR, **fields}))
+
+    output = run_import("STUDY")
+
+    assert output.error is None
+    assert Session.objects.get().acquired_on == expected
