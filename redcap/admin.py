@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.db import models
 from django.urls import reverse
 
 from redcap.forms import RedcapConfigAdminForm
@@ -15,6 +16,8 @@ from redcap.models import (
 
 @admin.register(RedcapConfig)
 class RedcapConfigAdmin(admin.ModelAdmin):
+    # A server address typed without a scheme is taken as https.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     form = RedcapConfigAdminForm
     list_display = [
         "__str__",

@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db import models
 
 from redcap.models import RedcapConfig, is_api_token, new_trigger_secret, normalise_server_url
 from redcap.services import MAX_DISMISSAL_REASON_LENGTH
@@ -116,6 +117,13 @@ class DismissSurveyForm(forms.Form):
     )
 
 
+def _https_url_fields(field, **kwargs):
+    """Build the form field of a model field; an address typed without a scheme gets https."""
+    if isinstance(field, models.URLField):
+        kwargs["assume_scheme"] = "https"
+    return field.formfield(**kwargs)
+
+
 class RedcapConfigAdminForm(forms.ModelForm):
     """The admin form of a REDCap configuration: the token is replaced, never shown."""
 
@@ -136,6 +144,7 @@ class RedcapConfigAdminForm(forms.ModelForm):
 
     class Meta:
         model = RedcapConfig
+        formfield_callback = _https_url_fields
         # The token and the trigger secret are set through the two extra fields only.
         fields = [
             "url",

@@ -19,6 +19,8 @@ TOKEN = "0123456789ABCDEF0123456789ABCDEF"
 class RedcapConfigFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = RedcapConfig
+        # The hook below only adds many-to-many rows, so the instance needs no second save.
+        skip_postgeneration_save = True
 
     url = "http://127.0.0.1:9/"
     project_id = factory.Sequence(lambda n: 100 + n)
