@@ -19,7 +19,12 @@ from studies import datman_ids, demo
 
 STUDY_NICKNAME = "BENCHIMP"
 STUDY_CODE = "BIM01"
-SERIES = (("T1", 2), ("T1", 3), *(("RST", n) for n in range(4, 8)), *(("DTI60-1000", n) for n in range(8, 12)))
+SERIES = (
+    ("T1", 2),
+    ("T1", 3),
+    *(("RST", n) for n in range(4, 8)),
+    *(("DTI60-1000", n) for n in range(8, 12)),
+)
 CHANGED_SHARE = 0.01
 
 

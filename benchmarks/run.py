@@ -76,9 +76,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--port", type=int, default=18600, help="127.0.0.1 port for gunicorn (default 18600)"
     )
-    parser.add_argument(
-        "--workers", type=int, default=3, help="gunicorn sync workers (default 3)"
-    )
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers (default 3)")
     parser.add_argument(
         "--http-seconds",
         type=float,
@@ -334,8 +332,7 @@ def render_report(args, machine, dataset, rows, imports, seed_seconds, total):
     parts = [
         f"### Profile `{args.profile}`",
         "",
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} in {total:.0f} s."
-        f"{seeded}",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} in {total:.0f} s.{seeded}",
         "",
         f"- Machine: {machine}.",
         f"- Data: {dataset}.",

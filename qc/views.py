@@ -53,15 +53,23 @@ def study_list(request):
 def study_detail(request, nickname):
     study = permissions.get_study(request.user, nickname)
     needs_review_only = request.GET.get("show") == "needs-review"
+    sort = request.GET.get("sort") or selectors.DEFAULT_OVERVIEW_SORT
+    sort_error = ""
+    if sort not in selectors.OVERVIEW_SORTS:
+        sort_error = (
+            f"Unknown sort order {sort!r}; the table is sorted by timepoint. Choose one of "
+            f"{', '.join(selectors.OVERVIEW_SORTS)}."
+        )
+        sort = selectors.DEFAULT_OVERVIEW_SORT
 
     timepoints = selectors.timepoints_for_overview(
         permissions.visible_timepoints(request.user).filter(study=study),
         needs_review_only=needs_review_only,
+        sort=sort,
     )
     page = Paginator(timepoints, TIMEPOINTS_PER_PAGE).get_page(request.GET.get("page"))
     sessions = [session for timepoint in page.object_list for session in timepoint.session_list]
     compliance_selectors.attach_session_compliance(sessions)
-    selectors.attach_conversion_error_counts(sessions)
     needs_review_count = selectors.needs_review_count(
         permissions.visible_sessions(request.user).filter(timepoint__study=study)
     )
@@ -73,6 +81,8 @@ def study_detail(request, nickname):
             "page": page,
             "needs_review_only": needs_review_only,
             "needs_review_count": needs_review_count,
+            "sort": sort,
+            "sort_error": sort_error,
         },
     )
 
