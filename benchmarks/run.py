@@ -13,6 +13,7 @@ runner may fill: it writes reviews, sign-offs and triggers, and deletes those of
 """
 
 import argparse
+import copy
 import os
 import platform
 import sys
@@ -213,9 +214,10 @@ def format_table(profile, rows):
             )
         else:
             http_cells = "- | - | -"
+        result = verdict(name, profile, in_process, http)
         lines.append(
             f"| {name} | {in_process.queries} | {in_process.median_ms:.1f} ms | "
-            f"{in_process.p95_ms:.1f} ms | {http_cells} | {verdict(name, profile, in_process, http)} |"
+            f"{in_process.p95_ms:.1f} ms | {http_cells} | {result} |"
         )
     return "\n".join(lines)
 
@@ -269,9 +271,15 @@ def run_http(cases, args, cookie, csrf):
     environment = dict(os.environ)
     results = {}
     with load.Gunicorn(args.port, args.workers, environment):
+        # Warm every worker up (imports, templates, connections) before anything is timed.
+        for case in cases[:2]:
+            warm_up = copy.copy(case)
+            warm_up.http_seconds = 5
+            warm_up.http_connections = args.workers
+            load.run_wrk(warm_up, port=args.port, cookie=cookie, csrf=csrf)
         for case in cases:
             if args.http_seconds is not None:
-                case.http_seconds = args.http_seconds
+                case.http_seconds = max(args.http_seconds, case.min_http_seconds)
             print(f"  HTTP {case.name} ...", flush=True)
             results[case.name] = load.run_wrk(case, port=args.port, cookie=cookie, csrf=csrf)
     return results

@@ -584,10 +584,13 @@ class _ArchiveImporter:
 
                 names = [group.name.scan_name for group, _ in scans]
                 existing = {scan.name: scan for scan in Scan.objects.filter(name__in=names)}
+                new_scans = []
                 for group, scantype in scans:
                     values = self._scan_values(group, session, scantype, manifests)
-                    outcome = _upsert_scan(group.name.scan_name, values, existing)
+                    outcome = _upsert_scan(group.name.scan_name, values, existing, new_scans)
                     counts[f"scans_{outcome}"] += 1
+                # One INSERT for the session's new scans instead of one per scan.
+                Scan.objects.bulk_create(new_scans)
                 if created or counts["scans_created"] or counts["scans_updated"]:
                     self._announce(session, created=created)
         except DatabaseError as error:
@@ -727,11 +730,12 @@ class _ArchiveImporter:
         return path.relative_to(self.root).as_posix()
 
 
-def _upsert_scan(name, values, existing):
-    """Create or update the named scan; return 'created', 'updated' or 'unchanged'."""
+def _upsert_scan(name, values, existing, new_scans):
+    """Update the named scan, or append it to `new_scans` for the caller to insert; return
+    'created', 'updated' or 'unchanged'."""
     scan = existing.get(name)
     if scan is None:
-        Scan.objects.create(name=name, **values)
+        new_scans.append(Scan(name=name, **values))
         return "created"
     changed = [field for field, value in values.items() if getattr(scan, field) != value]
     if not changed:

@@ -3,8 +3,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from qc.views import TIMEPOINTS_PER_PAGE
 from qc.models import QCState
+from qc.views import TIMEPOINTS_PER_PAGE
 from tests.qc.factories import ScanReviewFactory, SessionSignOffFactory
 from tests.qc.scenarios import fill_session, make_study_site, study_with_timepoints
 from tests.studies.factories import (
