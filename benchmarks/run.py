@@ -330,12 +330,16 @@ def main(argv=None):
 
 def render_report(args, machine, dataset, rows, imports, seed_seconds, total):
     seeded = f" Seeding took {seed_seconds:.0f} s." if seed_seconds else ""
+    if args.http_seconds is None:
+        duration = "5 s per page, 10 s for the CSV export and the trigger"
+    else:
+        duration = f"{args.http_seconds:g} s per case (at least 10 s for the CSV export)"
     http_note = (
         "HTTP skipped (--no-http)."
         if args.no_http
-        else f"HTTP: gunicorn with {args.workers} sync workers on 127.0.0.1, wrk with one "
-        f"thread and 2 connections per page (1 for the CSV export, 4 for the REDCap trigger) "
-        f"for 5 s (10 s for the CSV export and the trigger)."
+        else f"HTTP: gunicorn with {args.workers} sync workers on 127.0.0.1 after a 10 s "
+        f"warm-up, wrk with one thread and 2 connections per page (1 for the CSV export, 4 for "
+        f"the REDCap trigger), {duration}."
     )
     parts = [
         f"### Profile `{args.profile}`",
