@@ -4,7 +4,7 @@
         --database-url postgres://postgres@127.0.0.1:5432/qcdash_bench_large \\
         --write docs/benchmarks.md
 
-The runner migrates the database and, when it holds no study yet, seeds the profile with
+The runner migrates the database and, when it contains no study yet, seeds the profile with
 `seed_benchmark`. It then measures every case twice: in process through Django's test client
 (latency and SQL queries per request) and over HTTP, with gunicorn on 127.0.0.1 driven by wrk
 (latency and requests per second). Last, it times `import_archive` on a synthetic archive it
@@ -116,7 +116,7 @@ def setup_django(database_url):
 
 
 def ensure_seeded(profile):
-    """Migrate, collect static files (DEBUG is off) and seed `profile` when the database holds
+    """Migrate, collect static files (DEBUG is off) and seed `profile` when the database contains
     no study; return the seconds seeding took, or None when nothing was seeded."""
     from django.core.management import call_command
 
