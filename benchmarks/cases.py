@@ -1,6 +1,6 @@
 """The requests a benchmark sends, built from the seeded database, and their in-process timing.
 
-Every case authenticates as one reviewer account, `bench-runner`, which holds the QC reviewer
+Every case authenticates as one reviewer account, `bench-runner`, which has the QC reviewer
 role in every study. Rows that account wrote in an earlier run are deleted first, so each run
 starts from the seeded state.
 """
@@ -126,7 +126,7 @@ def largest_study():
         .first()
     )
     if study is None or not study.timepoint_count:
-        raise LookupError("The database holds no seeded study; run seed_benchmark first.")
+        raise LookupError("The database contains no seeded study; run seed_benchmark first.")
     return study
 
 
@@ -134,7 +134,7 @@ def build_cases(*, iterations, write_targets):
     """Return the benchmark cases for the largest study of the database.
 
     `write_targets` is how many distinct scans and sessions the review and sign-off cases
-    cycle through; sign-off needs one session per request to sign off something new.
+    cycle through. A sign-off needs a session of its own per request to sign off anything.
     """
     from qc import selectors
     from qc.models import with_qc_state

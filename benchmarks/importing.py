@@ -1,6 +1,6 @@
 """Import throughput: a synthetic datman archive on disk, imported three times.
 
-The archive holds one study, BENCHIMP (study code BIM01), at the demo archive's two sites. Each
+The archive contains one study, BENCHIMP (study code BIM01), at the demo archive's two sites. Each
 session has ten series of the demo protocols (two T1, four RST, four DTI60-1000), with a tiny
 NIfTI file and a dcm2niix-style sidecar each. The runs are: a new archive, an unchanged re-run,
 and a re-run after 1% of the sidecars were rewritten with a new value.

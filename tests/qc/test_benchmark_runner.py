@@ -4,7 +4,6 @@ It fails when a page or POST runs more SQL queries than its budget, never on tim
 safe on a busy CI machine.
 """
 
-
 from benchmarks import cases as bench_cases
 from benchmarks.run import format_table
 from qc import benchmark_data
