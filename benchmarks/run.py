@@ -349,7 +349,8 @@ def render_report(args, machine, dataset, rows, imports, seed_seconds, total):
         f"- Machine: {machine}.",
         f"- Data: {dataset}.",
         f"- In process: Django test client, {args.iterations} requests per case after 2 "
-        f"warm-up requests (120 for the trigger); queries counted with CaptureQueriesContext.",
+        f"warm-up requests ({args.iterations * 4} for the trigger, at most 3 without warm-up "
+        f"for the CSV export); queries counted with CaptureQueriesContext.",
         f"- {http_note}",
         "",
         "```",
