@@ -266,6 +266,8 @@ def write_section(path, profile, text):
 
 
 def run_http(cases, args, cookie, csrf):
+    # NOTE: one case that fails over HTTP stops the whole stage. On `stretch` the CSV export of
+    # the whole study outlasts gunicorn's 30 s worker timeout, so measure stretch with --no-http.
     from benchmarks import load
 
     environment = dict(os.environ)
