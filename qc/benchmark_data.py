@@ -1,17 +1,21 @@
 """Deterministic synthetic studies for benchmarks, written with bulk inserts.
 
 Each profile describes studies by their number of sites and timepoints. Every timepoint has one
-session of ten scans; 60% of scans are reviewed (80% approved, 15% flagged, 5% blacklisted) and
-60% of sessions are signed off. The same profile and seed always give the same rows.
+session of ten scans with a sidecar; 60% of scans are reviewed (80% approved, 15% flagged, 5%
+blacklisted), 60% of sessions are signed off and 1% of scans have a current header diff that
+reports a deviation. The same profile and seed always give the same rows. The tables are
+analysed at the end, so the query planner sees their real sizes at once.
 """
 
 import random
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from accounts.models import User
-from qc.models import QCEvent, QCEventKind, QCState, ScanReview, SessionSignOff
+from qc.compliance import HeaderDiffStatus
+from qc.models import HeaderDiff, QCEvent, QCEventKind, QCState, ScanReview, SessionSignOff
 from studies.models import (
     ExpectedScan,
     Scan,
@@ -35,6 +39,7 @@ TAGS = [
 ]
 SCANS_PER_SESSION = 10
 REVIEWED_SHARE = 0.6
+HEADER_DIFF_SHARE = 0.01
 SIGNED_OFF_SHARE = 0.6
 STATE_WEIGHTS = [(QCState.APPROVED, 0.80), (QCState.FLAGGED, 0.15), (QCState.BLACKLISTED, 0.05)]
 SITE_NAMES = ["CMH", "MRC", "ZHH", "UTO", "TGH", "SMH", "BYC", "UCL"]
@@ -69,11 +74,13 @@ class SeedResult:
     scans: int = 0
     reviews: int = 0
     sign_offs: int = 0
+    header_diffs: int = 0
 
     def summary(self):
         return (
             f"{self.studies} studies, {self.timepoints} timepoints, {self.sessions} sessions, "
-            f"{self.scans} scans, {self.reviews} reviews, {self.sign_offs} sign-offs"
+            f"{self.scans} scans, {self.reviews} reviews, {self.sign_offs} sign-offs, "
+            f"{self.header_diffs} header diffs"
         )
 
 
@@ -125,6 +132,8 @@ def seed(profile, *, seed_value=1, progress=None):
     for shape in shapes:
         with transaction.atomic():
             _seed_study(shape, rng, reviewers, scantypes, result, progress)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
     return result
 
 
@@ -247,8 +256,27 @@ def _seed_batch(study, study_sites, code, numbers, tags, scantypes, rng, reviewe
         for sign_off in sign_offs
     )
 
+    header_diffs = HeaderDiff.objects.bulk_create(
+        _header_diff(scan) for scan in scans if rng.random() < HEADER_DIFF_SHARE
+    )
+
     result.timepoints += len(timepoints)
     result.sessions += len(sessions)
     result.scans += len(scans)
     result.reviews += len(reviews)
     result.sign_offs += len(sign_offs)
+    result.header_diffs += len(header_diffs)
+
+
+def _header_diff(scan):
+    # NOTE: the diff names no gold standard row; the reviewer pages only count current diffs by
+    # status and show the stored fields, so none is needed for their benchmarks.
+    expected = scan.sidecar["RepetitionTime"]
+    return HeaderDiff(
+        scan=scan,
+        status=HeaderDiffStatus.MISMATCH,
+        diff={"fields": {"RepetitionTime": {"expected": expected, "actual": expected + 0.5}}},
+        deviating_fields=["RepetitionTime"],
+        fingerprint="benchmark",
+        computed_at=timezone.now(),
+    )

@@ -196,18 +196,23 @@ def scan_expectations(sessions):
     A session is short of a tag when it has fewer scans of it than `ExpectedScan.count`
     (`phantom_count` for a phantom). A tag is unexpected when the study site has no
     ExpectedScan for it, or one whose count for this kind of session is 0. A session without
-    scans is short of every expected tag. Runs four queries: the sessions, the expected counts,
-    the scan counts per tag and the dismissals.
+    scans is short of every expected tag. Runs four queries: the sessions (skipped when every
+    session comes with its timepoint loaded), the expected counts, the scan counts per tag and
+    the dismissals.
     """
     session_pks = [getattr(session, "pk", session) for session in sessions]
     if not session_pks:
         return {}
-    info = {
-        pk: (study_site_id, is_phantom)
-        for pk, study_site_id, is_phantom in Session.objects.filter(pk__in=session_pks).values_list(
-            "pk", "timepoint__study_site_id", "timepoint__is_phantom"
-        )
-    }
+    if all(isinstance(s, Session) and Session.timepoint.is_cached(s) for s in sessions):
+        # The caller loaded the timepoints already, so the first query is not needed.
+        info = {s.pk: (s.timepoint.study_site_id, s.timepoint.is_phantom) for s in sessions}
+    else:
+        info = {
+            pk: (study_site_id, is_phantom)
+            for pk, study_site_id, is_phantom in Session.objects.filter(
+                pk__in=session_pks
+            ).values_list("pk", "timepoint__study_site_id", "timepoint__is_phantom")
+        }
     expected = defaultdict(list)
     expected_rows = ExpectedScan.objects.filter(
         study_site_id__in={study_site_id for study_site_id, _ in info.values()}

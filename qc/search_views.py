@@ -7,6 +7,7 @@ from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.views.decorators.http import require_GET
 
 from qc import exports, search
@@ -15,6 +16,9 @@ from qc.search_forms import QCSearchForm
 logger = logging.getLogger(__name__)
 
 QC_SEARCH_PER_PAGE = 50
+# The QC search counts its matches up to this number; past it the page says "10000+" and lists
+# the first 10,000, because an exact COUNT over every scan of a large archive is slow.
+QC_SEARCH_COUNT_LIMIT = 10000
 EXPORT_CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "json": "application/json",
@@ -41,6 +45,19 @@ def search_suggest(request):
     return render(request, "qc/search/_results.html", {"results": results, "compact": True})
 
 
+class CappedCountPaginator(Paginator):
+    """A Paginator that counts at most `count_limit` rows and sets `count_capped` past it."""
+
+    count_limit = QC_SEARCH_COUNT_LIMIT
+    count_capped = False
+
+    @cached_property
+    def count(self):
+        counted = self.object_list[: self.count_limit + 1].count()
+        self.count_capped = counted > self.count_limit
+        return min(counted, self.count_limit)
+
+
 def _filter_form(request):
     return QCSearchForm(request.GET or None, user=request.user)
 
@@ -58,7 +75,8 @@ def qc_search(request):
         filters = None
     if filters is not None:
         items = search.qc_search(request.user, filters)
-        page = Paginator(items, QC_SEARCH_PER_PAGE).get_page(request.GET.get("page"))
+        paginator = CappedCountPaginator(items, QC_SEARCH_PER_PAGE)
+        page = paginator.get_page(request.GET.get("page"))
         page.rows = [search.qc_row(item) for item in page.object_list]
     query = request.GET.copy()
     query.pop("page", None)

@@ -137,17 +137,51 @@ def sessions_with_status():
     ).order_by("number")
 
 
-def timepoints_for_overview(timepoints, *, needs_review_only=False):
-    """Timepoints of an overview page, by name, with `session_list` prefetched.
+# Sort orders of the overview, by the value of its `sort` parameter. Each ends in the unique
+# timepoint name, so a page boundary never splits rows of equal sort keys differently.
+OVERVIEW_SORTS = {
+    "timepoint": ("name",),
+    "-timepoint": ("-name",),
+    "site": ("study_site__site__name", "name"),
+    "-site": ("-study_site__site__name", "-name"),
+}
+DEFAULT_OVERVIEW_SORT = "timepoint"
 
-    Each session carries the `sessions_with_status` annotations and `new_scan_count`. With
-    `needs_review_only`, only timepoints with a session that needs review are kept (all their
-    sessions are still listed).
+
+def _session_scan_count(*conditions):
+    """Count the outer session's scans whose current QC state meets `conditions`."""
+    scans = with_qc_state(Scan.objects.filter(session_id=OuterRef("pk"))).filter(*conditions)
+    return _count_rows(scans)
+
+
+def overview_sessions():
+    """Sessions with the `sessions_with_status` annotations and per-session scan counts.
+
+    The counts are `new_scan_count`, `flagged_scan_count`, `blacklisted_scan_count` and
+    `conversion_error_count`, each a correlated subquery of the same query.
     """
-    new_scans = with_qc_state(Scan.objects.filter(session_id=OuterRef("pk"))).filter(IS_NEW)
-    sessions = sessions_with_status().annotate(new_scan_count=_count_rows(new_scans))
-    timepoints = timepoints.for_study_page().prefetch_related(
-        Prefetch("sessions", queryset=sessions, to_attr="session_list")
+    conversion_errors = Scan.objects.filter(session_id=OuterRef("pk")).exclude(conversion_errors="")
+    return sessions_with_status().annotate(
+        new_scan_count=_session_scan_count(IS_NEW),
+        flagged_scan_count=_session_scan_count(Q(qc_state=QCState.FLAGGED)),
+        blacklisted_scan_count=_session_scan_count(Q(qc_state=QCState.BLACKLISTED)),
+        conversion_error_count=_count_rows(conversion_errors),
+    )
+
+
+def timepoints_for_overview(timepoints, *, needs_review_only=False, sort=DEFAULT_OVERVIEW_SORT):
+    """Timepoints of an overview page in the order `sort` (a key of OVERVIEW_SORTS) names,
+    with `session_list` prefetched.
+
+    Each session carries the `overview_sessions` annotations. With `needs_review_only`, only
+    timepoints with a session that needs review are kept (all their sessions are still listed).
+    """
+    timepoints = (
+        timepoints.for_study_page()
+        .order_by(*OVERVIEW_SORTS[sort])
+        .prefetch_related(
+            Prefetch("sessions", queryset=overview_sessions(), to_attr="session_list")
+        )
     )
     if needs_review_only:
         waiting = Session.objects.filter(timepoint_id=OuterRef("pk")).filter(NEEDS_REVIEW)

@@ -26,7 +26,6 @@ from qc import (
 )
 from qc.forms import ReviewForm, SignOffForm
 from redcap.selectors import surveys_for_sessions
-from studies import services as study_services
 from studies.datman_ids import IdError, parse_session_id
 from studies.readme import render_readme
 
@@ -81,21 +80,29 @@ def study_list(request):
 @login_required
 @require_GET
 def study_detail(request, nickname):
-    study = permissions.get_study(request.user, nickname)
+    study = permissions.get_study(request.user, nickname, select_related=["current_readme__author"])
     needs_review_only = request.GET.get("show") == "needs-review"
+    sort = request.GET.get("sort") or selectors.DEFAULT_OVERVIEW_SORT
+    sort_error = ""
+    if sort not in selectors.OVERVIEW_SORTS:
+        sort_error = (
+            f"Unknown sort order {sort!r}; the table is sorted by timepoint. Choose one of "
+            f"{', '.join(selectors.OVERVIEW_SORTS)}."
+        )
+        sort = selectors.DEFAULT_OVERVIEW_SORT
 
     timepoints = selectors.timepoints_for_overview(
         permissions.visible_timepoints(request.user).filter(study=study),
         needs_review_only=needs_review_only,
+        sort=sort,
     )
     page = Paginator(timepoints, TIMEPOINTS_PER_PAGE).get_page(request.GET.get("page"))
     sessions = [session for timepoint in page.object_list for session in timepoint.session_list]
     compliance_selectors.attach_session_compliance(sessions)
-    selectors.attach_conversion_error_counts(sessions)
     needs_review_count = selectors.needs_review_count(
         permissions.visible_sessions(request.user).filter(timepoint__study=study)
     )
-    readme = study_services.newest_readme(study)
+    readme = study.current_readme
     return render(
         request,
         "qc/study_detail.html",
@@ -109,6 +116,8 @@ def study_detail(request, nickname):
             "readme_html": mark_safe(render_readme(readme.text)) if readme else "",  # noqa: S308
             "can_edit_readme": permissions.can_manage_study_settings(request.user, study),
             "pipeline_links": pipeline_selectors.study_links(request.user, study),
+            "sort": sort,
+            "sort_error": sort_error,
         },
     )
 

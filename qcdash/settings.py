@@ -125,6 +125,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # the background worker write at the same time. IMMEDIATE takes the write lock when a
     # transaction starts; a deferred transaction that later needs to write fails at once.
     DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # PostgreSQL JIT-compiles a query whose estimated cost passes jit_above_cost, and the
+    # QC-state subqueries of the reviewer pages pass it at a few thousand sessions. Compiling
+    # took 40-230 ms per query in docs/benchmarks.md, several times the query's own run time.
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options["options"] = f"{options.get('options', '')} -c jit=off".strip()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -734,14 +734,17 @@ class _ArchiveImporter:
         names = [group.name.scan_name for group, _ in scans]
         # all_objects, so a deleted scan is neither created again nor changed.
         existing = {scan.name: scan for scan in Scan.all_objects.filter(name__in=names)}
+        new_scans = []
         for group, scantype in scans:
             name = group.name.scan_name
             if name in existing and existing[name].is_deleted:
                 counts["deleted_scans"] += 1
                 continue
             values = self._scan_values(group, session, scantype, manifests)
-            outcome = _upsert_scan(name, values, existing)
+            outcome = _upsert_scan(name, values, existing, new_scans)
             counts[f"scans_{outcome}"] += 1
+        # One INSERT for the session's new scans instead of one per scan.
+        Scan.all_objects.bulk_create(new_scans)
 
     def _announce(self, session, *, created):
         """Send `sessions_imported` for the session once its transaction commits."""
@@ -870,11 +873,12 @@ def _session_id(ident, number):
     return f"{ident.timepoint_id}_{number:02d}"
 
 
-def _upsert_scan(name, values, existing):
-    """Create or update the named scan; return 'created', 'updated' or 'unchanged'."""
+def _upsert_scan(name, values, existing, new_scans):
+    """Update the named scan, or append it to `new_scans` for the caller to insert; return
+    'created', 'updated' or 'unchanged'."""
     scan = existing.get(name)
     if scan is None:
-        Scan.all_objects.create(name=name, **values)
+        new_scans.append(Scan(name=name, **values))
         return "created"
     changed = [field for field, value in values.items() if getattr(scan, field) != value]
     if not changed:

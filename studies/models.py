@@ -29,6 +29,16 @@ class Study(models.Model):
             "contacts are reminded of a missing REDCap survey."
         ),
     )
+    current_readme = models.ForeignKey(
+        "StudyReadme",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        help_text="The newest README version, kept by save_study_readme so that the study page "
+        "reads it with the study.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

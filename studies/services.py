@@ -67,6 +67,8 @@ def save_study_readme(*, study, author, text, based_on_id=None):
         if current is None and not text:
             return None
         readme = StudyReadme.objects.create(study=study, author=author, text=text)
+        Study.objects.filter(pk=study.pk).update(current_readme=readme)
+        study.current_readme = readme
 
     logger.info("README of study %s saved by %s (%d characters)", study.nickname, author, len(text))
     return readme

@@ -62,10 +62,10 @@ def test_panel_off_without_tracker(reviewer_client, tracker_study):
 def test_panel_query_count(reviewer_client, tracker, django_assert_num_queries, count):
     cache_issues(tracker.timepoint, count)
 
-    # The timepoint page runs 21 queries without a tracker (tests/qc/test_views_timepoint.py
-    # names them). The issues panel adds 22, the stored issues, and the count does not grow
+    # The timepoint page runs 20 queries without a tracker (tests/qc/test_views_timepoint.py
+    # names them). The issues panel adds 21, the stored issues, and the count does not grow
     # with the number of issues.
-    with django_assert_num_queries(22):
+    with django_assert_num_queries(21):
         response = reviewer_client.get(TIMEPOINT_URL)
 
     panel = panel_of(response)

@@ -142,9 +142,14 @@ def test_session_selectors_constant_queries(function):
 
 def test_scan_expectations_query_count():
     sessions = sessions_with_scans(20)
+    pks = [session.pk for session in sessions]
 
-    # The sessions, the expected counts, the scan counts per tag and the dismissals.
-    assert count_queries(scan_expectations, sessions) == 4
+    # Sessions with their timepoints loaded need no query of their own: the expected counts,
+    # the scan counts per tag and the dismissals.
+    assert count_queries(scan_expectations, sessions) == 3
+    # Primary keys first load the sessions' timepoint fields.
+    assert count_queries(scan_expectations, pks) == 4
+    assert scan_expectations(pks) == scan_expectations(sessions)
 
 
 def test_attach_session_compliance_counts():

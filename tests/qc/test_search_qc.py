@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from qc.models import QCState, ScanReview
 from qc.search import QC_ROW_COLUMNS
+from qc.search_views import CappedCountPaginator
 from tests.qc.factories import ScanReviewFactory
 from tests.qc.scenarios import make_study_site, study_with_timepoints
 from tests.studies.factories import (
@@ -308,3 +309,22 @@ def test_qc_search_export_query_count(
         text = download(reviewer_client, url, {"mode": "all"})
 
     assert text.count("motion") == count
+
+
+def test_qc_search_count_capped(reviewer_client, reviewer, monkeypatch):
+    monkeypatch.setattr(CappedCountPaginator, "count_limit", 3)
+    _many_reviews(reviewer, 5)
+
+    response = reviewer_client.get(PAGE, {"mode": "current"})
+
+    assert response.context["page"].paginator.count == 3
+    assert 'data-testid="qc-search-count">3+ scans' in response.text
+
+
+def test_qc_search_count_exact_below_cap(reviewer_client, reviewer, monkeypatch):
+    monkeypatch.setattr(CappedCountPaginator, "count_limit", 5)
+    _many_reviews(reviewer, 5)
+
+    response = reviewer_client.get(PAGE, {"mode": "current"})
+
+    assert 'data-testid="qc-search-count">5 scans' in response.text

@@ -419,10 +419,10 @@ def test_timepoint_page_query_count_with_notes(
 ):
     add_events(timepoint, reviewer, count)
 
-    # The 21 queries of the timepoint page (as in test_timepoint_query_count), and, because
-    # there are comments and findings, 22 the comments' revisions, 23 the findings' notes and
-    # 24 whether the reviewer is a study contact (to follow findings up).
-    with django_assert_num_queries(24):
+    # The 20 queries of the timepoint page (as in test_timepoint_query_count), and, because
+    # there are comments and findings, 21 the comments' revisions, 22 the findings' notes and
+    # 23 whether the reviewer is a study contact (to follow findings up).
+    with django_assert_num_queries(23):
         response = reviewer_client.get(page_url(timepoint))
 
     assert len(response.context["comments"]) == count

@@ -3,10 +3,18 @@ import re
 import pytest
 from django.urls import reverse
 
+from qc.models import QCState
 from qc.views import TIMEPOINTS_PER_PAGE
-from tests.qc.factories import SessionSignOffFactory
+from tests.qc.factories import ScanReviewFactory, SessionSignOffFactory
 from tests.qc.scenarios import fill_session, make_study_site, study_with_timepoints
-from tests.studies.factories import ScanFactory, ScantypeFactory, SessionFactory, TimepointFactory
+from tests.studies.factories import (
+    ScanFactory,
+    ScantypeFactory,
+    SessionFactory,
+    SiteFactory,
+    StudySiteFactory,
+    TimepointFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -143,12 +151,12 @@ def test_overview_query_count(reviewer_client, reviewer, django_assert_num_queri
     study_with_timepoints(count, reviewer)
 
     # 1 session, 2 user, 3 study, 4 paginator count, 5 timepoints with site, 6 sessions with
-    # status and new-scan count; the compliance badges add 7 the sessions' study sites,
-    # 8 expected scans, 9 scan count per session and tag, 10 missing-scan dismissals, 11 header
-    # diff count per session and status; 12 conversion errors per session, 13 sessions needing
-    # review in the study, 14 the newest README with its author, 15 the study's pipeline pages.
-    # The progress panel loads from its own URL, so it adds no query here.
-    with django_assert_num_queries(15):
+    # status and their new, flagged, blacklisted and conversion-error counts; the compliance
+    # badges add 7 expected scans, 8 scan count per session and tag, 9 missing-scan
+    # dismissals, 10 header diff count per session and status; 11 sessions needing review in
+    # the study, 12 the study's pipeline pages. The README comes with the study (3), and the
+    # progress panel loads from its own URL.
+    with django_assert_num_queries(12):
         response = reviewer_client.get(overview_url())
 
     assert response.status_code == 200
@@ -165,3 +173,67 @@ def test_overview_shows_conversion_errors(reviewer_client, reviewer):
     line = session_line(response.text, session.name)
     assert 'data-compliance="conversion-error"' in line
     assert "1 conversion error<" in line
+
+
+def timepoint_order(html):
+    return re.findall(r'<tr data-timepoint="([^"]+)">', html)
+
+
+def test_overview_flagged_and_blacklisted_counts(reviewer_client, reviewer):
+    scenario = study_with_timepoints(1, reviewer)
+    session = scenario.sessions[0]
+    blacklisted = ScanFactory(session=session, series=20)
+    ScanReviewFactory(
+        scan=blacklisted, state=QCState.BLACKLISTED, comment="artefact", reviewer=reviewer
+    )
+    response = reviewer_client.get(overview_url())
+
+    line = session_line(response.text, session.name)
+    # The fill flags its RST scan.
+    assert 'data-flagged-scans="1"' in line
+    assert 'data-blacklisted-scans="1"' in line
+
+
+def test_overview_sort_by_timepoint_descending(reviewer_client, reviewer):
+    scenario = study_with_timepoints(3, reviewer)
+    response = reviewer_client.get(overview_url(sort="-timepoint"))
+
+    order = timepoint_order(response.text)
+    names = sorted(
+        [session.timepoint.name for session in scenario.sessions]
+        + [scenario.phantom.timepoint.name]
+    )
+    assert order == names[::-1]
+
+
+def test_overview_sort_by_site(reviewer_client, reviewer):
+    scenario = study_with_timepoints(1, reviewer)
+    other_site = StudySiteFactory(study=scenario.study, site=SiteFactory(name="AAA"), code="SPN01")
+    first = TimepointFactory(study_site=other_site)
+    SessionFactory(timepoint=first)
+
+    by_site = timepoint_order(reviewer_client.get(overview_url(sort="site")).text)
+    by_site_descending = timepoint_order(reviewer_client.get(overview_url(sort="-site")).text)
+
+    assert by_site[0] == first.name
+    assert by_site_descending[-1] == first.name
+
+
+def test_overview_unknown_sort_explained(reviewer_client, reviewer):
+    study_with_timepoints(2, reviewer)
+    response = reviewer_client.get(overview_url(sort="size"))
+
+    assert response.status_code == 200
+    assert "Unknown sort order &#x27;size&#x27;" in response.text
+    order = timepoint_order(response.text)
+    assert order == sorted(order)
+
+
+@pytest.mark.parametrize("sort", ["timepoint", "-timepoint", "site", "-site"])
+def test_overview_sorted_query_count(reviewer_client, reviewer, django_assert_num_queries, sort):
+    study_with_timepoints(3, reviewer)
+
+    with django_assert_num_queries(12):
+        response = reviewer_client.get(overview_url(sort=sort, page=1))
+
+    assert response.status_code == 200

@@ -246,15 +246,15 @@ def test_timepoint_query_count(reviewer_client, reviewer, django_assert_num_quer
 
     # 1 session, 2 user, 3 timepoint with study and site, 4 sessions with sign-off status,
     # 5 scans with QC state, tag and source, 6 task files, 7 expected scans of the study site.
-    # The compliance badges add 8 sessions' study sites, 9 expected scans, 10 scan count per
-    # session and tag, 11 missing-scan dismissals with reviewers, 12 header diff count per
-    # session and status. The REDCap panel adds 13 sessions with their study sites, 14 survey
-    # links with records, 15 survey dismissals. The notes sections add 16 comments with authors,
-    # 17 incidental findings the user may see, 18 history (one union); comment revisions and
-    # finding notes are fetched only when there are comments or findings. The issues panel adds
-    # 19 the study's issue tracker (none here). 20 download jobs of the sessions (their runs
-    # only when there are jobs), 21 the study's pipeline pages.
-    with django_assert_num_queries(21):
+    # The compliance badges add 8 expected scans, 9 scan count per session and tag,
+    # 10 missing-scan dismissals with reviewers, 11 header diff count per session and status.
+    # The REDCap panel adds 12 sessions with their study sites, 13 survey links with records,
+    # 14 survey dismissals. The notes sections add 15 comments with authors, 16 incidental
+    # findings the user may see, 17 history (one union); comment revisions and finding notes
+    # are fetched only when there are comments or findings. The issues panel adds 18 the
+    # study's issue tracker (none here). 19 download jobs of the sessions (their runs only when
+    # there are jobs), 20 the study's pipeline pages.
+    with django_assert_num_queries(20):
         response = reviewer_client.get(timepoint_url(timepoint.name))
 
     assert response.status_code == 200

@@ -857,10 +857,10 @@ def test_skips_fail_after_summary(archive):
 def test_failed_session_does_not_stop_run(archive, monkeypatch):
     original = importer._upsert_scan
 
-    def fail_for_second_session(name, values, existing):
+    def fail_for_second_session(name, values, existing, new_scans):
         if name.startswith("STUDY_SITE_0001_01_02"):
             raise IntegrityError("simulated constraint failure")
-        return original(name, values, existing)
+        return original(name, values, existing, new_scans)
 
     monkeypatch.setattr(importer, "_upsert_scan", fail_for_second_session)
     archive.add_scan(T1_STEM, sidecar=SIMPLE_SIDECAR)

@@ -1,0 +1,62 @@
+"""The benchmark runner's in-process stage on the small profile, as a query-count guard.
+
+It fails when a page or POST runs more SQL queries than its budget, never on time, so it is
+safe on a busy CI machine.
+"""
+
+from benchmarks import cases as bench_cases
+from benchmarks.run import format_table
+from qc import benchmark_data
+
+# Queries per request of each case. Sign-off approves each new scan with a review and an event,
+# so its count is 7 plus 2 per new scan, and the seeded sessions have at most 10 scans.
+QUERY_BUDGETS = {
+    "home (study list)": 4,
+    "study overview": 12,
+    "timepoint page": 20,
+    "scan page": 9,
+    "search, narrow term": 5,
+    "search, broad term": 5,
+    "QC search, no filters": 7,
+    "QC search, filters": 9,
+    "CSV export of the study": 4,
+    "review POST": 10,
+    "sign-off POST": 27,
+    "REDCap trigger POST": 7,
+}
+
+
+def budget_for(name):
+    for prefix, budget in QUERY_BUDGETS.items():
+        if name.startswith(prefix):
+            return budget
+    raise AssertionError(f"no query budget for benchmark case {name!r}; add one")
+
+
+def test_benchmark_query_budgets(transactional_db):
+    # A transactional test, so on-commit hooks run (the trigger queues its task) as in a server.
+    # One test measures everything, because seeding the profile is its slowest step.
+    benchmark_data.seed("small")
+    user = bench_cases.runner_user()
+    bench_cases.delete_earlier_writes(user)
+    _study, cases = bench_cases.build_cases(iterations=2, write_targets=20)
+    client = bench_cases.InProcessClient(user)
+    measured = [
+        (case.name, bench_cases.measure_in_process(case, client, warmup=1)) for case in cases
+    ]
+
+    over_budget = {
+        name: measurement.query_counts
+        for name, measurement in measured
+        if max(measurement.query_counts) > budget_for(name)
+    }
+    assert not over_budget, f"query counts over budget: {over_budget}"
+    overview_counts = {
+        max(measurement.query_counts)
+        for name, measurement in measured
+        if name.startswith("study overview")
+    }
+    assert overview_counts == {12}, "every overview page and sort order runs 12 queries"
+    table = format_table("small", [(name, measurement, None) for name, measurement in measured])
+    assert len(table.splitlines()) == len(measured) + 2
+    assert "| study overview, page 4, sort -site | 12 |" in table
