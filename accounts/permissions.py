@@ -437,7 +437,9 @@ def require_view_notification_log(user):
 
 def get_comment(user, pk, queryset):
     """Return the timepoint comment `pk` from `queryset`, or raise Http404 when the user may not
-    see its timepoint. Deleted comments are returned too; the caller decides what they allow."""
+    see its timepoint or the timepoint is deleted. Deleted comments are returned too; the caller
+    decides what they allow."""
+    queryset = queryset.filter(timepoint__deleted_at__isnull=True)
     return get_object_or_404(_restrict(queryset, user, "timepoint__"), pk=pk)
 
 
@@ -498,7 +500,8 @@ def visible_findings(user, findings):
 
 def get_finding(user, pk, queryset):
     """Return the incidental finding `pk` from `queryset`, or raise Http404 when the user may not
-    see it (as if it did not exist)."""
+    see it or its timepoint is deleted (as if it did not exist)."""
+    queryset = queryset.filter(timepoint__deleted_at__isnull=True)
     return get_object_or_404(visible_findings(user, queryset), pk=pk)
 
 

@@ -9,6 +9,7 @@ import logging
 
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch, Q
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -477,9 +478,10 @@ def _review_conflict(scan, current, expected_review_id):
     if current["review_id"] is None:
         newest = "has no review"
     else:
+        reviewed_at = timezone.localtime(current["reviewed_at"])
         newest = (
             f"has newest review {current['review_id']} ({current['state']} by "
-            f"{current['reviewer']} at {current['reviewed_at']:%Y-%m-%d %H:%M})"
+            f"{current['reviewer']} at {reviewed_at:%Y-%m-%d %H:%M %Z})"
         )
     expected = "none" if expected_review_id is None else expected_review_id
     return ApiError(

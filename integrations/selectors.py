@@ -53,7 +53,9 @@ def issues_panel(user, timepoint):
         panel.checked_at = cached.checked_at
         panel.last_error = cached.last_error
     if _refresh_due(cached, now):
-        services.queue_issue_refresh(timepoint, now=now)
+        # Another page load may have queued the refresh since `cached` was read; either way
+        # one is queued now.
+        services.queue_issue_refresh_if_due(timepoint, now=now)
         panel.is_refreshing = True
     elif cached is not None and cached.refresh_queued_at is not None:
         panel.is_refreshing = True
@@ -61,6 +63,8 @@ def issues_panel(user, timepoint):
 
 
 def _refresh_due(cached, now):
+    # Same rule as the UPDATE in services.queue_issue_refresh_if_due, checked on the row already
+    # read so that a fresh list costs no write.
     stale_after = timedelta(minutes=settings.ISSUE_TRACKER_REFRESH_MINUTES)
     if cached is None:
         return True

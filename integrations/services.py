@@ -4,7 +4,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django_q.models import Schedule
@@ -215,9 +215,34 @@ def queue_issue_refresh(timepoint, *, now=None):
         updated = TimepointIssues.objects.filter(timepoint=timepoint).update(refresh_queued_at=now)
         if not updated:
             TimepointIssues.objects.create(timepoint=timepoint, refresh_queued_at=now)
-        transaction.on_commit(
-            lambda: async_task(REFRESH_TASK, timepoint.pk, group="tracker-refresh")
-        )
+        _queue_refresh_task(timepoint)
+
+
+def queue_issue_refresh_if_due(timepoint, *, now):
+    """Queue a refresh of a timepoint's issue list unless one was queued or finished within
+    ISSUE_TRACKER_REFRESH_MINUTES before `now`. Return whether this call queued it.
+
+    Marking the list as queued is a conditional UPDATE (or the INSERT of the first row), so of
+    several page loads that find the list stale at the same moment only one queues a task.
+    """
+    stale_before = now - timedelta(minutes=settings.ISSUE_TRACKER_REFRESH_MINUTES)
+    due = Q(refresh_queued_at__lt=stale_before) | Q(
+        Q(checked_at__isnull=True) | Q(checked_at__lt=stale_before), refresh_queued_at__isnull=True
+    )
+    updated = TimepointIssues.objects.filter(due, timepoint=timepoint).update(refresh_queued_at=now)
+    if not updated:
+        try:
+            with transaction.atomic():
+                TimepointIssues.objects.create(timepoint=timepoint, refresh_queued_at=now)
+        except IntegrityError:
+            # The row exists, and either is not due or another request just marked it queued.
+            return False
+    _queue_refresh_task(timepoint)
+    return True
+
+
+def _queue_refresh_task(timepoint):
+    transaction.on_commit(lambda: async_task(REFRESH_TASK, timepoint.pk, group="tracker-refresh"))
 
 
 def refresh_timepoint_issues(timepoint):

@@ -245,13 +245,18 @@ def _standard_problem(scan, sidecar, expected, header_diff):
 
 
 _SEPARATORS = re.compile(r"[\s,]+")
+# A plain decimal number in ASCII digits, with an optional exponent. float() also accepts
+# underscores, non-ASCII digits, "inf" and "nan", none of which belongs in a sidecar. The minus
+# sign is matched only so that a negative time gets the range error, not "not a number".
+_SLICE_TIME = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def parse_slice_timing(text, *, repetition_time, count):
     """Return the slice times in `text` as floats, or raise RepairError naming the bad value.
 
-    The text is numbers separated by commas or white space, optionally in [ ]. There must be
-    `count` of them, each from 0 to `repetition_time` seconds inclusive.
+    The text is plain decimal numbers in ASCII digits (such as 0.5 or 2.5e-1), separated by
+    commas or white space, optionally in [ ]. There must be `count` of them, each from 0 to
+    `repetition_time` seconds inclusive. A time written as -0 is stored as 0.
     """
     if isinstance(repetition_time, bool) or not isinstance(repetition_time, int | float):
         raise RepairError(
@@ -266,13 +271,14 @@ def parse_slice_timing(text, *, repetition_time, count):
         )
     values = []
     for position, token in enumerate(tokens, start=1):
-        try:
-            value = float(token)
-        except ValueError:
+        if not _SLICE_TIME.fullmatch(token):
             raise RepairError(
                 f"Slice time {position} is {token!r}, not a number; enter numbers in seconds "
-                f"such as 0.5."
-            ) from None
+                f"such as 0.5, with the digits 0-9 and a dot."
+            )
+        value = float(token)
+        if value == 0:
+            value = 0.0  # -0 and 0 are the same time; keep "-0.0" out of the sidecar.
         if not math.isfinite(value) or not 0 <= value <= repetition_time:
             raise RepairError(
                 f"Slice time {position} is {token}; each must be from 0 to the repetition "

@@ -3,6 +3,7 @@
 import logging
 
 from django.db import transaction
+from django.utils import timezone
 
 from qc.models import (
     STATES_NEEDING_COMMENT,
@@ -35,9 +36,10 @@ class ReviewConflict(QCError):
         self.current = current
         self.state = state
         self.comment = comment
+        reviewed_at = timezone.localtime(current.created_at)
         super().__init__(
             f"{scan} was marked {current.get_state_display().lower()} by "
-            f"{current.reviewer.display_name} at {current.created_at:%Y-%m-%d %H:%M} after this "
+            f"{current.reviewer.display_name} at {reviewed_at:%Y-%m-%d %H:%M %Z} after this "
             f"page was loaded, so your decision ({state.label.lower()}) was not saved. Read "
             f"their decision, then save yours again if it still applies."
         )
@@ -146,7 +148,7 @@ def sign_off_session(session, *, reviewer, approve_scan_ids=()):
         if existing:
             raise QCError(
                 f"Session {session} was already signed off by {existing.reviewer} on "
-                f"{existing.created_at:%Y-%m-%d %H:%M}."
+                f"{timezone.localtime(existing.created_at):%Y-%m-%d %H:%M %Z}."
             )
 
         pending = new_scans(session)

@@ -644,7 +644,8 @@ def dismiss_missing_survey(session, *, user, reason):
         if existing is not None:
             raise RedcapError(
                 f"The missing survey of {session} was already dismissed by "
-                f"{existing.dismissed_by} on {existing.created_at:%Y-%m-%d %H:%M}."
+                f"{existing.dismissed_by} on "
+                f"{timezone.localtime(existing.created_at):%Y-%m-%d %H:%M %Z}."
             )
         dismissal = SurveyDismissal.objects.create(
             session=session, reason=reason, dismissed_by=user

@@ -42,10 +42,11 @@ def save_study_readme(*, study, author, text, based_on_id=None):
 
     Earlier versions are kept. Returns None when the text equals the current version, because
     a version that changes nothing is only noise in the history. `based_on_id` is the version
-    the author started from: when someone saved another version since, StudyReadmeError is
-    raised so that neither edit silently replaces the other. Raises StudyReadmeError for text
-    over README_MAX_CHARS or with NUL characters, and PermissionDenied when `author` may not
-    change the study's settings.
+    the author started from, or None when the study had no README yet. When the current version
+    is another one (or a README exists and `based_on_id` is None), StudyReadmeError is raised
+    so that neither edit silently replaces the other. Raises StudyReadmeError for text over
+    README_MAX_CHARS or with NUL characters, and PermissionDenied when `author` may not change
+    the study's settings.
     """
     permissions.require_manage_study_settings(author, study)
     text = clean_readme_text(text)
@@ -55,10 +56,11 @@ def save_study_readme(*, study, author, text, based_on_id=None):
         # second one sees the first one's version.
         Study.objects.select_for_update().only("pk").get(pk=study.pk)
         current = newest_readme(study)
-        if current is not None and based_on_id is not None and current.pk != based_on_id:
+        if current is not None and current.pk != based_on_id:
+            saved_at = timezone.localtime(current.created_at)
             raise StudyReadmeError(
                 f"{current.author} saved a newer version of the README at "
-                f"{current.created_at:%Y-%m-%d %H:%M} UTC while you were editing. Your text is "
+                f"{saved_at:%Y-%m-%d %H:%M %Z} while you were editing. Your text is "
                 f"still in the form: compare it with the current README, merge the two, and "
                 f"save again."
             )
@@ -180,7 +182,8 @@ def delete_object(obj, *, user, reason):
         if obj.is_deleted:
             raise DeletionError(
                 f"The {_describe(obj)} is already deleted "
-                f"(by {obj.deleted_by} on {obj.deleted_at:%Y-%m-%d %H:%M} UTC)."
+                f"(by {obj.deleted_by} on "
+                f"{timezone.localtime(obj.deleted_at):%Y-%m-%d %H:%M %Z})."
             )
         parent = _deleted_parent(obj)
         if parent is not None:

@@ -18,11 +18,24 @@
   // response shows the decision was saved.
   var submittedScanId = null;
 
-  function isTyping(target) {
-    if (!target || !target.closest) {
+  // Where focus may be for the shortcut keys to act: besides the page body, the scan rows, the
+  // scan page's review form and shortcut links, the help button and the review's own modals.
+  // Keys pressed anywhere else (the header search and its suggestions, menus, other links and
+  // buttons, other modals) belong to that element, so a stray "a" reviews nothing.
+  var REVIEW_UI =
+    ".scan-row, form[data-review-form], [data-shortcut], [data-bs-target='#shortcut-help'], " +
+    "#shortcut-help, #sign-off-confirm";
+  var TEXT_ENTRY = "input, textarea, select, [contenteditable]";
+  var OTHER_WIDGETS = ".dropdown-menu, [role=listbox], [role=menu], [role=combobox]";
+
+  function shortcutsApply(target) {
+    if (!target || target === document.body || target === document.documentElement) {
+      return true;
+    }
+    if (!target.closest || target.closest(TEXT_ENTRY + ", " + OTHER_WIDGETS)) {
       return false;
     }
-    return target.closest("input, textarea, select, [contenteditable]") !== null;
+    return target.closest(REVIEW_UI) !== null;
   }
 
   function openModal() {
@@ -268,7 +281,7 @@
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) {
       return;
     }
-    if (isTyping(event.target)) {
+    if (!shortcutsApply(event.target)) {
       return;
     }
     if (event.key === "?") {

@@ -348,3 +348,21 @@ def test_qc_put_without_review_id_unchecked(api, spins):
 
     assert response.status_code == 200
     assert response.json()["state"] == "approved"
+
+
+def test_qc_put_conflict_time_has_zone(api, spins, settings):
+    settings.TIME_ZONE = "America/Toronto"
+    scan = spins[2]
+    newer = ScanReviewFactory(scan=scan, state=QCState.FLAGGED, comment="motion")
+    ScanReview.objects.filter(pk=newer.pk).update(
+        created_at=datetime.datetime(2026, 1, 15, 17, 30, tzinfo=datetime.UTC)
+    )
+
+    response = put(
+        api,
+        reverse("api:scan_qc", args=[scan.name]),
+        {"state": "approved", "expected_review_id": None},
+    )
+
+    assert response.status_code == 409
+    assert f"by {newer.reviewer.username} at 2026-01-15 12:30 EST)" in response.json()["message"]

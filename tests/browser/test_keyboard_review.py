@@ -300,3 +300,39 @@ def test_two_reviewers_conflict_on_session_row(
     assert ScanReview.objects.count() == 2
     for page in pages:
         page.context.close()
+
+
+def test_keys_in_search_suggestions_review_nothing(
+    transactional_db, live_server, page, session_of_four_scans, screenshots
+):
+    session, (t1, *_others) = session_of_four_scans
+    alice = make_reviewer("alice", session.timepoint.study)
+    sign_in(page, live_server, alice)
+    page.goto(f"{live_server.url}/timepoints/{session.timepoint.name}/")
+
+    page.keyboard.press("j")
+    assert selected_scan(page) == t1.name
+
+    # Type in the header search, move into its suggestions and press a there.
+    page.click("[data-testid=search-input]")
+    page.keyboard.type(session.timepoint.name)
+    page.wait_for_selector("[data-testid=search-dropdown].show a")
+    page.keyboard.press("ArrowDown")
+    focused_in_dropdown = "() => document.activeElement.closest('.dropdown-menu') !== null"
+    assert page.evaluate(focused_in_dropdown)
+    page.screenshot(path=str(screenshots / "keyboard-search-suggestions.png"))
+    page.keyboard.press("a")
+    page.wait_for_timeout(500)  # time for an htmx save, if one were sent
+    assert not ScanReview.objects.exists()
+
+    # A focused link outside the scan table takes the key too.
+    page.focus("[data-testid=qc-search-link]")
+    page.keyboard.press("a")
+    page.wait_for_timeout(500)
+    assert not ScanReview.objects.exists()
+
+    # Back on the selected row, the same key approves the scan.
+    page.focus(f"#scan-{t1.pk}")
+    page.keyboard.press("a")
+    wait_for_state(page, t1, "approved")
+    assert ScanReview.objects.get().scan == t1

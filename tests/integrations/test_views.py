@@ -8,6 +8,7 @@ from django.utils import timezone
 from django_q.models import OrmQ
 
 from accounts.models import Role, StudyMembership
+from integrations import services
 from integrations.models import (
     IssueRequest,
     IssueTracker,
@@ -101,6 +102,36 @@ def test_stale_panel_queues_refresh(reviewer_client, tracker, django_capture_on_
     # The second view finds the refresh queued and does not queue another.
     assert OrmQ.objects.count() == 1
     assert tracker.fake.requests == []
+
+
+@pytest.mark.parametrize("stored", ["stale", "missing"])
+def test_refresh_queued_once_by_racing_loads(tracker, django_capture_on_commit_callbacks, stored):
+    # Two page loads that both read the stale list (or no list) before either marks it queued.
+    if stored == "stale":
+        cache_issues(tracker.timepoint, 1, checked_at=timezone.now() - timedelta(hours=1))
+    now = timezone.now()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = services.queue_issue_refresh_if_due(tracker.timepoint, now=now)
+        second = services.queue_issue_refresh_if_due(tracker.timepoint, now=now)
+
+    assert first is True
+    assert second is False
+    assert OrmQ.objects.count() == 1
+    assert TimepointIssues.objects.get().refresh_queued_at == now
+
+
+def test_unfinished_refresh_queued_again(tracker, django_capture_on_commit_callbacks):
+    cached = cache_issues(tracker.timepoint, 1, checked_at=timezone.now() - timedelta(hours=2))
+    TimepointIssues.objects.filter(pk=cached.pk).update(
+        refresh_queued_at=timezone.now() - timedelta(hours=1)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = services.queue_issue_refresh_if_due(tracker.timepoint, now=timezone.now())
+
+    assert queued is True
+    assert OrmQ.objects.count() == 1
 
 
 def test_first_view_fetches_in_background(

@@ -2,6 +2,7 @@
 header diff and the rejected inputs."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -135,7 +136,7 @@ def test_repair_lapses_after_new_conversion(repair_root):
         ("0, 0.5, abc, 1.5", "Slice time 3 is 'abc', not a number"),
         ("0, 0.5, 1.0, 2.5", "Slice time 4 is 2.5; each must be from 0 to the repetition time"),
         ("-0.1, 0.5, 1.0, 1.5", "Slice time 1 is -0.1"),
-        ("0, 0.5, nan, 1.5", "Slice time 3 is nan"),
+        ("0, 0.5, nan, 1.5", "Slice time 3 is 'nan', not a number"),
         ("0, 0.5, 1.0", "You entered 3 slice times; the scan has 4 slices"),
         ("", "Enter 4 slice times in seconds"),
         ("[]", "Enter 4 slice times in seconds"),
@@ -212,6 +213,45 @@ def test_parse_rejects_missing_tr():
         parse_slice_timing("0, 1", repetition_time=None, count=2)
 
     assert "RepetitionTime is None, not a number" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "token", ["1_0", "0_1", "\u0661", "\u0660.\u0665", "inf", "nan", "+1", "0x1"]
+)
+def test_parse_rejects_non_plain_number(token):
+    with pytest.raises(RepairError) as error:
+        parse_slice_timing(f"0, {token}", repetition_time=2, count=2)
+
+    message = str(error.value)
+    assert f"Slice time 2 is {token!r}, not a number" in message
+    assert "digits 0-9 and a dot" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("0, 2.5e-1, .5, 1.", [0.0, 0.25, 0.5, 1.0]), ("0 5E-1 1 1.5", STANDARD_TIMING)],
+)
+def test_parse_accepts_plain_numbers(text, expected):
+    assert parse_slice_timing(text, repetition_time=2, count=4) == expected
+
+
+@pytest.mark.parametrize("token", ["-0", "-0.0", "-0e5"])
+def test_parse_stores_negative_zero_as_zero(token):
+    values = parse_slice_timing(f"{token}, 1", repetition_time=2, count=2)
+
+    assert values == [0.0, 1.0]
+    assert math.copysign(1, values[0]) == 1
+    assert json.dumps(values) == "[0.0, 1.0]"
+
+
+@pytest.mark.parametrize("token", ["-0.5", "-1e-3"])
+def test_parse_negative_time_out_of_range(token):
+    with pytest.raises(RepairError) as error:
+        parse_slice_timing(f"{token}, 1", repetition_time=2, count=2)
+
+    assert f"Slice time 1 is {token}; each must be from 0 to the repetition time" in str(
+        error.value
+    )
 
 
 # --- The scan page and its POST action --------------------------------------------------------

@@ -1,3 +1,5 @@
+from datetime import UTC, datetime
+
 import pytest
 
 from qc.models import QCEvent, QCEventKind, QCState, ScanReview, SessionSignOff, with_qc_state
@@ -91,3 +93,15 @@ def test_repeat_session_leaves_first_sign_off(reviewer):
 
     assert SessionSignOff.objects.filter(session=first).exists()
     assert not SessionSignOff.objects.filter(session=repeat).exists()
+
+
+def test_sign_off_twice_message_shows_zone(reviewer, other_reviewer, settings):
+    settings.TIME_ZONE = "America/Toronto"
+    session = SessionFactory()
+    sign_off_session(session, reviewer=reviewer)
+    SessionSignOff.objects.update(created_at=datetime(2026, 1, 15, 17, 30, tzinfo=UTC))
+
+    with pytest.raises(QCError) as raised:
+        sign_off_session(session, reviewer=other_reviewer)
+
+    assert str(raised.value).endswith("already signed off by reviewer on 2026-01-15 12:30 EST.")

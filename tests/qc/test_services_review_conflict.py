@@ -1,5 +1,7 @@
 """review_scan's stale-page check: `expected_review_id` against the scan's newest review."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from qc.models import QCEvent, QCState, ScanReview
@@ -113,3 +115,23 @@ def test_linked_scan_checks_source_reviews(reviewer, other_reviewer):
     assert review.scan == source
     with pytest.raises(ReviewConflict):
         review_scan(linked, reviewer=reviewer, state=QCState.APPROVED, expected_review_id=shown.pk)
+
+
+def test_conflict_message_shows_zone(reviewer, other_reviewer, settings):
+    settings.TIME_ZONE = "America/Toronto"
+    scan = ScanFactory()
+    newer = ScanReviewFactory(scan=scan, state=QCState.APPROVED, reviewer=other_reviewer)
+    ScanReview.objects.filter(pk=newer.pk).update(
+        created_at=datetime(2026, 1, 15, 17, 30, tzinfo=UTC)
+    )
+
+    with pytest.raises(ReviewConflict) as caught:
+        review_scan(
+            scan,
+            reviewer=reviewer,
+            state=QCState.FLAGGED,
+            comment="motion",
+            expected_review_id=None,
+        )
+
+    assert f"by {other_reviewer.display_name} at 2026-01-15 12:30 EST after" in str(caught.value)

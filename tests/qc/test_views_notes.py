@@ -16,6 +16,7 @@ from qc.models import (
     TimepointComment,
     TimepointCommentRevision,
 )
+from studies.services import delete_object
 from tests.qc.factories import ScanReviewFactory
 from tests.qc.scenarios import make_study_site
 from tests.studies.factories import (
@@ -530,4 +531,64 @@ def test_admin_findings_read_only(admin_client, finding):
     assert "Called the PI." in detail.text
     assert add.status_code == 403
     assert delete.status_code == 403
+    assert IncidentalFinding.objects.count() == 1
+
+
+# --- Notes of a deleted timepoint -----------------------------------------------------------
+
+
+@pytest.fixture
+def deleted_timepoint_notes(timepoint, reviewer):
+    """A comment and a finding by the reviewer on `timepoint`, which an admin then deletes."""
+    comment = notes_services.add_comment(timepoint=timepoint, author=reviewer, text="Kept.")
+    finding = notes_services.report_finding(
+        timepoint=timepoint, reporter=reviewer, description="A cyst."
+    )
+    admin = UserFactory(username="deleter", is_dashboard_admin=True)
+    delete_object(timepoint, user=admin, reason="Enrolled by mistake.")
+    return comment, finding
+
+
+def test_deleted_timepoint_comment_edit_not_found(reviewer_client, deleted_timepoint_notes):
+    comment, _finding = deleted_timepoint_notes
+
+    response = reviewer_client.post(reverse("qc:comment_edit", args=[comment.pk]), {"text": "X"})
+
+    assert response.status_code == 404
+    assert list(comment.revisions.values_list("text", flat=True)) == ["Kept."]
+
+
+def test_deleted_timepoint_comment_delete_not_found(reviewer_client, deleted_timepoint_notes):
+    comment, _finding = deleted_timepoint_notes
+
+    response = reviewer_client.post(reverse("qc:comment_delete", args=[comment.pk]))
+
+    assert response.status_code == 404
+    comment.refresh_from_db()
+    assert comment.deleted_at is None
+
+
+def test_deleted_timepoint_finding_note_not_found(client, timepoint, deleted_timepoint_notes):
+    _comment, finding = deleted_timepoint_notes
+    client.force_login(member(timepoint, "admin_of_study", Role.STUDY_ADMIN))
+
+    response = client.post(
+        reverse("qc:finding_note_add", args=[finding.pk]), {"text": "Seen.", "marks_resolved": "on"}
+    )
+
+    assert response.status_code == 404
+    assert FindingNote.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("url_name", "data"),
+    [("qc:comment_add", {"text": "Late."}), ("qc:finding_report", {"description": "A cyst."})],
+)
+def test_deleted_timepoint_add_not_found(
+    reviewer_client, timepoint, deleted_timepoint_notes, url_name, data
+):
+    response = reviewer_client.post(reverse(url_name, args=[timepoint.name]), data)
+
+    assert response.status_code == 404
+    assert TimepointComment.objects.count() == 1
     assert IncidentalFinding.objects.count() == 1

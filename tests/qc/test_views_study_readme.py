@@ -188,3 +188,14 @@ def test_edit_page_query_count(admin_client, study, admin, django_assert_num_que
         response = admin_client.get(edit_url())
 
     assert response.text.count("data-readme-version=") == count
+
+
+def test_empty_based_on_save_keeps_text_with_error(admin_client, study, admin):
+    save_study_readme(study=study, author=admin, text="Current")
+
+    response = admin_client.post(edit_url(), {"text": "Mine", "based_on": "", "action": "save"})
+
+    assert response.status_code == 200
+    assert "saved a newer version of the README" in response.text
+    assert response.context["form"]["text"].value() == "Mine"
+    assert list(StudyReadme.objects.values_list("text", flat=True)) == ["Current"]

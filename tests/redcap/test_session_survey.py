@@ -1,5 +1,7 @@
 """The survey partial of the session pages, its selector and the dismiss action."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.template.loader import render_to_string
 from django.test import RequestFactory
@@ -247,3 +249,13 @@ def test_dismiss_htmx_error_in_partial(ra_client, session):
     assert 'data-survey-state="missing"' in response.text
     assert "A reason is required" in response.text
     assert 'name="next" value="/timepoints/SPN01_CMH_0001_01/"' in response.text
+
+
+def test_dismiss_twice_message_shows_zone(ra_client, ra, session, settings):
+    settings.TIME_ZONE = "America/Toronto"
+    SurveyDismissalFactory(session=session, dismissed_by=ra)
+    SurveyDismissal.objects.update(created_at=datetime(2026, 1, 15, 17, 30, tzinfo=UTC))
+
+    response = ra_client.post(DISMISS_URL, {"reason": "Again."}, follow=True)
+
+    assert "already dismissed by ra on 2026-01-15 12:30 EST." in response.text

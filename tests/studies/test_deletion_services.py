@@ -1,6 +1,8 @@
 """Deleting (hiding) and restoring timepoints, sessions and scans: studies.services and the
 managers that leave hidden rows out."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from qc.models import QCState, ScanReview
@@ -194,3 +196,17 @@ def test_forward_relation_reaches_hidden_parent(tree, admin_user):
     scan = Scan.all_objects.get(pk=scans[0].pk)
 
     assert scan.session.timepoint == timepoint
+
+
+def test_double_delete_message_shows_zone(tree, admin_user, settings):
+    settings.TIME_ZONE = "America/Toronto"
+    _timepoint, _sessions, scans = tree
+    services.delete_object(scans[0], user=admin_user, reason="Test series.")
+    Scan.all_objects.filter(pk=scans[0].pk).update(
+        deleted_at=datetime(2026, 1, 15, 17, 30, tzinfo=UTC)
+    )
+
+    with pytest.raises(services.DeletionError) as raised:
+        services.delete_object(scans[0], user=admin_user, reason="Again.")
+
+    assert f"(by {admin_user} on 2026-01-15 12:30 EST)." in str(raised.value)

@@ -1,5 +1,7 @@
 """Study README: Markdown rendering with the sanitiser's allow-list, and the save service."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.core.exceptions import PermissionDenied
 
@@ -124,7 +126,11 @@ def test_save_keeps_every_version(study, admin):
 def test_save_unchanged_text_adds_no_version(study, admin):
     first = save_study_readme(study=study, author=admin, text="Same\r\ntext")
 
-    assert save_study_readme(study=study, author=admin, text="Same\ntext\n") is None
+    unchanged = save_study_readme(
+        study=study, author=admin, text="Same\ntext\n", based_on_id=first.pk
+    )
+
+    assert unchanged is None
     assert StudyReadme.objects.count() == 1
     assert first.text == "Same\ntext"
 
@@ -185,3 +191,35 @@ def test_save_needs_study_wide_admin(study, role, site):
     with pytest.raises(PermissionDenied):
         save_study_readme(study=study, author=user, text="Notes")
     assert not StudyReadme.objects.exists()
+
+
+def test_save_first_readme_twice_conflicts(study, admin):
+    other = UserFactory(username="bob")
+    StudyMembership.objects.create(user=other, study=study, role=Role.STUDY_ADMIN)
+    save_study_readme(study=study, author=other, text="Bob's first", based_on_id=None)
+
+    with pytest.raises(StudyReadmeError, match="bob saved a newer version"):
+        save_study_readme(study=study, author=admin, text="Ada's first", based_on_id=None)
+    assert newest_readme(study).text == "Bob's first"
+    assert StudyReadme.objects.count() == 1
+
+
+def test_save_without_based_on_conflicts(study, admin):
+    save_study_readme(study=study, author=admin, text="Current")
+
+    with pytest.raises(StudyReadmeError, match="saved a newer version"):
+        save_study_readme(study=study, author=admin, text="Current")
+    assert StudyReadme.objects.count() == 1
+
+
+def test_stale_message_names_time_zone(study, admin, settings):
+    settings.TIME_ZONE = "America/Toronto"
+    first = save_study_readme(study=study, author=admin, text="First")
+    StudyReadme.objects.filter(pk=first.pk).update(
+        created_at=datetime(2026, 1, 15, 17, 30, tzinfo=UTC)
+    )
+
+    with pytest.raises(StudyReadmeError) as raised:
+        save_study_readme(study=study, author=admin, text="Second")
+
+    assert "at 2026-01-15 12:30 EST while you were editing" in str(raised.value)
