@@ -1,19 +1,24 @@
 """Archive files (QC images, NIfTI volumes) served behind the permission check."""
 
+from functools import reduce
+from operator import or_
 from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.views.decorators.http import require_safe
 
 from accounts import permissions
+from studies.datman_ids import IdError, parse, parse_filename
 from studies.file_serving import (
     archive_file_path,
     content_type_for,
     file_response,
     has_dot_segments,
 )
+from studies.models import Scan, Session, Timepoint
 
 # Every archive file opened as a document (an MRIQC or fMRIPrep report, an XML or SVG file) is
 # sandboxed: it runs in an opaque origin without scripts, forms or access to qcdash, may load
@@ -103,6 +108,8 @@ def serve_archive_file(request, study, relative_path, *, allow_scripts=False):
         # A site-restricted member gets the same response for another site's file as for a file
         # that does not exist, so the archive does not reveal which IDs it holds.
         raise not_found
+    if _names_hidden_record(study, relative_path):
+        raise not_found
 
     content_type = content_type_for(path)
     media_type = content_type.split(";")[0].strip().lower()
@@ -116,6 +123,52 @@ def serve_archive_file(request, study, relative_path, *, allow_scripts=False):
         # django-csp leaves a Content-Security-Policy header that is already set alone.
         response["Content-Security-Policy"] = html_policy(allow_scripts=allow_scripts)
     return response
+
+
+def _names_hidden_record(study, relative_path):
+    """Return whether the path names a hidden timepoint, session or scan of the study.
+
+    Folder names are read as timepoint or session IDs and file names as scan file names. This
+    runs one query, or none when the path names no datman ID.
+    """
+    timepoints, sessions, scans = set(), set(), set()
+    for part in relative_path.split("/"):
+        try:
+            scan_name = parse_filename(part)
+        except IdError:
+            pass
+        else:
+            scans.add(scan_name.scan_name.upper())
+            continue
+        try:
+            ident = parse(part).upper()
+        except IdError:
+            continue
+        timepoints.add(ident.timepoint_id)
+        if ident.is_phantom:
+            sessions.add((ident.timepoint_id, 1))
+        elif ident.session.isdigit():
+            sessions.add((ident.timepoint_id, int(ident.session)))
+
+    queries = []
+    if timepoints:
+        queries.append(
+            Timepoint.all_objects.hidden().filter(study=study, name__in=timepoints).values("pk")
+        )
+    if sessions:
+        named = reduce(or_, (Q(timepoint__name=tp, number=n) for tp, n in sessions))
+        queries.append(
+            Session.all_objects.hidden().filter(named, timepoint__study=study).values("pk")
+        )
+    if scans:
+        queries.append(
+            Scan.all_objects.hidden()
+            .filter(name__in=scans, session__timepoint__study=study)
+            .values("pk")
+        )
+    if not queries:
+        return False
+    return queries[0].union(*queries[1:]).exists()
 
 
 def _accel_redirect(path, content_type):

@@ -2,6 +2,7 @@ from urllib.parse import unquote
 
 import pytest
 from django.urls import resolve, reverse
+from django.utils import timezone
 
 from studies.views import html_policy
 from tests.studies.factories import StudyFactory
@@ -9,6 +10,8 @@ from tests.studies.factories import StudyFactory
 pytestmark = pytest.mark.django_db
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+# The session, user and study lookups of a file request by `reviewer_client`.
+QUERIES_WITHOUT_IDS = 3
 
 
 @pytest.fixture
@@ -480,3 +483,72 @@ def test_nginx_handover_keeps_type_and_policy(
     policy = response["Content-Security-Policy"]
     assert (policy == html_policy(allow_scripts=False)) is sandboxed
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+# --- Files of hidden timepoints, sessions and scans ------------------------------------------
+
+SCAN_PNG = "qc/SPN01_CMH_0001_01/SPN01_CMH_0001_01_01_T1_02_SagT1Bravo.png"
+OTHER_SCAN_PNG = "qc/SPN01_CMH_0001_01/SPN01_CMH_0001_01_01_RST_03_Rest.png"
+SESSION_FILE = "data/nii/SPN01_CMH_0001_01_01/notes.txt"
+TIMEPOINT_FILE = "qc/SPN01_CMH_0001_01/index.html"
+
+
+@pytest.fixture
+def records(archive):
+    """A shown timepoint with one session and two scans, and a file for each in the archive."""
+    from studies.models import Study
+    from tests.studies.factories import (
+        ScanFactory,
+        ScantypeFactory,
+        SessionFactory,
+        StudySiteFactory,
+        TimepointFactory,
+    )
+
+    study_site = StudySiteFactory(
+        study=Study.objects.get(nickname="SPINS"), code="SPN01", site__name="CMH"
+    )
+    timepoint = TimepointFactory(study_site=study_site, name="SPN01_CMH_0001_01")
+    session = SessionFactory(timepoint=timepoint, number=1)
+    scan = ScanFactory(session=session, scantype=ScantypeFactory(tag="T1"), series=2)
+    ScanFactory(session=session, scantype=ScantypeFactory(tag="RST"), series=3)
+    for path in (SCAN_PNG, OTHER_SCAN_PNG, SESSION_FILE, TIMEPOINT_FILE):
+        (archive / path).parent.mkdir(parents=True, exist_ok=True)
+        (archive / path).write_bytes(PNG_BYTES)
+    return timepoint, session, scan
+
+
+def hide(record):
+    record.deleted_at = timezone.now()
+    record.save(update_fields=["deleted_at"])
+
+
+@pytest.mark.parametrize(
+    ("hidden", "expected"),
+    [
+        (None, {SCAN_PNG: 200, OTHER_SCAN_PNG: 200, SESSION_FILE: 200, TIMEPOINT_FILE: 200}),
+        ("scan", {SCAN_PNG: 404, OTHER_SCAN_PNG: 200, SESSION_FILE: 200, TIMEPOINT_FILE: 200}),
+        ("session", {SCAN_PNG: 404, OTHER_SCAN_PNG: 404, SESSION_FILE: 404, TIMEPOINT_FILE: 200}),
+        (
+            "timepoint",
+            {SCAN_PNG: 404, OTHER_SCAN_PNG: 404, SESSION_FILE: 404, TIMEPOINT_FILE: 404},
+        ),
+    ],
+)
+def test_hidden_record_files_404(reviewer_client, records, hidden, expected):
+    timepoint, session, scan = records
+    if hidden:
+        hide({"timepoint": timepoint, "session": session, "scan": scan}[hidden])
+
+    statuses = {path: reviewer_client.get(file_url(path)).status_code for path in expected}
+
+    assert statuses == expected
+
+
+def test_hidden_check_one_query(reviewer_client, records, django_assert_num_queries):
+    # Without a datman ID in the path, the view runs no query for hidden records.
+    (records[0].study.archive_root / "README.txt").write_text("study notes")
+    with django_assert_num_queries(QUERIES_WITHOUT_IDS):
+        assert reviewer_client.get(file_url("README.txt")).status_code == 200
+    with django_assert_num_queries(QUERIES_WITHOUT_IDS + 1):
+        assert reviewer_client.get(file_url(SCAN_PNG)).status_code == 200
