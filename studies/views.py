@@ -23,6 +23,8 @@ from studies.models import Scan, Session, Timepoint
 # Every archive file opened as a document (an MRIQC or fMRIPrep report, an XML or SVG file) is
 # sandboxed: it runs in an opaque origin without scripts, forms or access to qcdash, may load
 # only files of the archive and inline styles, and cannot be framed.
+# NOTE: Chromium sends the SameSite=Lax session cookie with no request from a sandboxed
+# document, so the files a report loads from the archive get the login redirect.
 HTML_POLICY = (
     "sandbox{allow}; default-src 'none'; img-src 'self' data:; style-src 'self' "
     "'unsafe-inline'; font-src 'self' data:; media-src 'self'; script-src {scripts}; "
@@ -32,8 +34,8 @@ HTML_POLICY = (
 
 # Content types that cannot run script and are sent without the sandbox policy. Every other
 # type gets it, because HTML, SVG and XML with an XSLT stylesheet or XHTML elements all run
-# scripts. A PDF stays out of the sandbox because Chromium does not display a PDF in a
-# sandboxed document.
+# scripts. A PDF stays out of the sandbox because Chromium's PDF viewer does not open in a
+# sandboxed document (no test here checks this).
 UNSANDBOXED_TYPES = frozenset(
     {
         "image/png",
@@ -49,9 +51,9 @@ UNSANDBOXED_TYPES = frozenset(
     }
 )
 
-# JavaScript MIME types (WHATWG MIME Sniffing, section 4.6). An archive script is sent as
-# text/plain instead, so with `X-Content-Type-Options: nosniff` no page can run it, not even a
-# qcdash page, whose policy allows scripts from 'self'.
+# JavaScript MIME types, as the WHATWG MIME Sniffing standard lists them. An archive script is
+# sent as text/plain instead, so with `X-Content-Type-Options: nosniff` no page can run it, not
+# even a qcdash page, whose policy allows scripts from 'self'.
 JAVASCRIPT_TYPES = frozenset(
     {
         "application/ecmascript",
