@@ -310,6 +310,19 @@ class PipelinePage(models.Model):
             problem = path_template_problem(self.path_template)
         if problem:
             raise ValidationError({field: problem})
+        if self.allow_scripts and self.path_template and not self.report_folder:
+            # The report view serves only files under the folder, so without one a page
+            # that allows scripts would open every file of the archive with scripts.
+            raise ValidationError(
+                {
+                    "allow_scripts": (
+                        f"A page that allows scripts needs a fixed report folder, but the path "
+                        f"{self.path_template!r} starts with a placeholder; begin it with a "
+                        f"folder, for example pipelines/mriqc/{self.path_template}, or turn "
+                        f"off Allow scripts."
+                    )
+                }
+            )
 
 
 def url_template_problem(template):

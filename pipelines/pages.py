@@ -65,7 +65,7 @@ def _link(page, user, study, values):
         return PageLink(page.name, reason=reason)
     if not permissions.can_view_file(user, study, relative):
         return PageLink(page.name, reason="This report is outside the sites you may see.")
-    if page.allow_scripts:
+    if page.allow_scripts and page.report_folder:
         url = reverse("pipelines:report", args=[page.pk, relative])
     else:
         url = reverse("studies:archive_file", args=[study.nickname, relative])

@@ -39,6 +39,16 @@ class ByteRange:
         return self.last - self.first + 1
 
 
+def has_dot_segments(relative_path):
+    """Return whether a request path has a ".", ".." or empty segment.
+
+    Such a path is rejected before any check: the site check reads the path as written, but the
+    file system resolves symlinks before "..", so `<ID>/link/../file` can reach a file under
+    another ID's folder.
+    """
+    return any(segment in ("", ".", "..") for segment in relative_path.split("/"))
+
+
 def archive_file_path(study, relative_path):
     """Return the resolved Path of a regular file inside the study's archive, or None.
 

@@ -1,8 +1,10 @@
 """Pipeline pages: template validation, links on the reviewer pages and sandboxed reports."""
 
+from urllib.parse import unquote
+
 import pytest
 from django.core.exceptions import ValidationError
-from django.urls import reverse
+from django.urls import resolve, reverse
 from django.utils import timezone
 
 from pipelines.models import (
@@ -279,3 +281,97 @@ def test_archive_sandbox_by_type(reviewer_client, study_site, name, sandboxed):
 
     assert response.status_code == 200
     assert response.get("Content-Security-Policy", "").startswith("sandbox") is sandboxed
+
+
+@pytest.mark.parametrize(
+    "template", ["{timepoint}/report.html", "{study}-{timepoint}.html", "reports{timepoint}.html"]
+)
+def test_scripted_page_needs_report_folder(study_site, template):
+    with pytest.raises(ValidationError) as error:
+        page(study_site.study, path_template=template, allow_scripts=True).full_clean()
+
+    messages = error.value.message_dict["allow_scripts"]
+    assert len(messages) == 1
+    assert repr(template) in messages[0]
+    assert "begin it with a folder" in messages[0]
+
+
+def test_unscripted_page_without_folder_accepted(study_site):
+    page(study_site.study, path_template="{timepoint}/report.html").full_clean()
+
+
+@pytest.fixture
+def folderless_page(study_site, session):
+    """A page that allows scripts but has no fixed folder, saved without validation."""
+    root = study_site.study.archive_root
+    (root / TIMEPOINT).mkdir(parents=True)
+    (root / TIMEPOINT / "report.html").write_text("<html>report</html>")
+    (root / "metadata").mkdir()
+    (root / "metadata" / "private.html").write_text("<html>not a report</html>")
+    scripted = page(study_site.study, path_template="{timepoint}/report.html", allow_scripts=True)
+    scripted.save()
+    return scripted
+
+
+@pytest.mark.parametrize("path", [f"{TIMEPOINT}/report.html", "metadata/private.html"])
+def test_report_view_404_without_folder(reviewer_client, folderless_page, path):
+    response = reviewer_client.get(reverse("pipelines:report", args=[folderless_page.pk, path]))
+
+    assert response.status_code == 404
+    assert b"not a report" not in response.content
+
+
+def test_folderless_page_links_sandboxed_file(reviewer_client, folderless_page):
+    response = reviewer_client.get(reverse("qc:timepoint_detail", args=[TIMEPOINT]))
+
+    url = reverse("studies:archive_file", args=["SPINS", f"{TIMEPOINT}/report.html"])
+    assert f'href="{url}"' in response.content.decode()
+    assert "/pipelines/reports/" not in response.content.decode()
+
+
+@pytest.fixture
+def scripted_report(study_site):
+    folder = study_site.study.archive_root / "reports"
+    folder.mkdir(parents=True)
+    (folder / f"{TIMEPOINT}.html").write_text("<script src='draw.js'></script>")
+    (folder / "draw.js").write_text("draw();")
+    scripted = page(study_site.study, path_template="reports/{timepoint}.html", allow_scripts=True)
+    scripted.save()
+    return scripted
+
+
+def test_report_view_head(reviewer_client, scripted_report):
+    url = reverse("pipelines:report", args=[scripted_report.pk, f"reports/{TIMEPOINT}.html"])
+
+    head = reviewer_client.head(url)
+    post = reviewer_client.post(url)
+
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head["Content-Security-Policy"] == html_policy(allow_scripts=True)
+    assert post.status_code == 405
+
+
+def test_report_view_sends_scripts_as_javascript(reviewer_client, scripted_report):
+    report_url = reverse("pipelines:report", args=[scripted_report.pk, "reports/draw.js"])
+    file_url = reverse("studies:archive_file", args=["SPINS", "reports/draw.js"])
+
+    assert reviewer_client.get(report_url)["Content-Type"] == "text/javascript"
+    assert reviewer_client.get(file_url)["Content-Type"] == "text/plain"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"reports/./{TIMEPOINT}.html",
+        f"reports//{TIMEPOINT}.html",
+        f"reports/x/../{TIMEPOINT}.html",
+        f"reports/%2e%2e/reports/{TIMEPOINT}.html",
+        f"reports/%2E/{TIMEPOINT}.html",
+    ],
+)
+def test_report_view_dot_segments_404(reviewer_client, scripted_report, path):
+    url = f"/pipelines/reports/{scripted_report.pk}/{path}"
+    assert resolve(unquote(url)).url_name == "report"
+
+    assert reviewer_client.get(url).status_code == 404

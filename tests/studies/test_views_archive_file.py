@@ -2,12 +2,16 @@ from urllib.parse import unquote
 
 import pytest
 from django.urls import resolve, reverse
+from django.utils import timezone
 
+from studies.views import html_policy
 from tests.studies.factories import StudyFactory
 
 pytestmark = pytest.mark.django_db
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+# The session, user and study lookups of a file request by `reviewer_client`.
+QUERIES_WITHOUT_IDS = 3
 
 
 @pytest.fixture
@@ -356,3 +360,195 @@ def test_range_handed_to_nginx_unchanged(reviewer_client, nifti, settings):
     assert response["X-Accel-Redirect"] == f"/protected-archive/SPINS/{NIFTI_PATH}"
     assert response["Content-Type"] == "application/gzip"
     assert response.content == b""
+
+
+# --- Dot segments, sandbox policy by type and archive scripts --------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "qc/./SPN01_CMH_0001_01/T1.png",
+        "qc//SPN01_CMH_0001_01/T1.png",
+        "qc/SPN01_CMH_0001_01/../SPN01_CMH_0001_01/T1.png",
+        "qc/%2e/SPN01_CMH_0001_01/T1.png",
+        "qc/SPN01_CMH_0001_01/%2E%2E/SPN01_CMH_0001_01/T1.png",
+        "qc/SPN01_CMH_0001_01/.%2e/SPN01_CMH_0001_01/T1.png",
+        "qc/SPN01_CMH_0001_01/..%2fSPN01_CMH_0001_01/T1.png",
+        "./qc/SPN01_CMH_0001_01/T1.png",
+    ],
+)
+def test_dot_segments_404_even_for_existing_file(reviewer_client, archive, path):
+    url = f"/files/SPINS/{path}"
+    assert resolve(unquote(url)).url_name == "archive_file"
+
+    response = reviewer_client.get(url)
+
+    assert response.status_code == 404
+
+
+def test_site_member_symlink_dot_dot_404(cmh_only_client, archive):
+    """`<CMH ID>/link/..` names a CMH folder, but the file system resolves it to a ZHH one."""
+    zhh = archive / "pipelines" / "SPN01_ZHH_0002_01"
+    (zhh / "sub").mkdir(parents=True)
+    (zhh / "report.txt").write_text("ZHH report")
+    cmh = archive / "pipelines" / "SPN01_CMH_0001_01"
+    cmh.mkdir()
+    (cmh / "lnk").symlink_to("../SPN01_ZHH_0002_01/sub")
+
+    for path in [
+        "pipelines/SPN01_CMH_0001_01/lnk/../report.txt",
+        "pipelines/SPN01_CMH_0001_01/lnk/%2e%2e/report.txt",
+    ]:
+        response = cmh_only_client.get(f"/files/SPINS/{path}")
+        assert response.status_code == 404, path
+        assert b"ZHH report" not in response.content
+
+
+SANDBOXED_FILES = [
+    "report.html",
+    "page.xhtml",
+    "figure.svg",
+    "data.xml",
+    "style.xsl",
+    "style.xslt",
+    "graph.rdf",
+    "formula.mml",
+    "table.tsv",
+    "style.css",
+    "unknown.htm",
+]
+UNSANDBOXED_FILES = [
+    ("T1.png", "image/png"),
+    ("T1.jpg", "image/jpeg"),
+    ("motion.gif", "image/gif"),
+    ("T1.webp", "image/webp"),
+    ("summary.pdf", "application/pdf"),
+    ("log.txt", "text/plain"),
+    ("table.csv", "text/csv"),
+    ("scan.json", "application/json"),
+    ("scan.nii.gz", "application/gzip"),
+    ("scan.nii", "application/octet-stream"),
+    ("viewer.js", "text/plain"),
+    ("module.mjs", "text/plain"),
+]
+
+
+@pytest.fixture
+def typed_files(archive):
+    folder = archive / "qc" / "SPN01_CMH_0001_01"
+    for name in SANDBOXED_FILES + [name for name, _ in UNSANDBOXED_FILES]:
+        (folder / name).write_bytes(b"window.ranArchiveScript = true;\n")
+    return folder
+
+
+@pytest.mark.parametrize("name", SANDBOXED_FILES)
+def test_document_types_sandboxed(reviewer_client, typed_files, name):
+    response = reviewer_client.get(file_url(f"qc/SPN01_CMH_0001_01/{name}"))
+
+    assert response.status_code == 200
+    assert response["Content-Security-Policy"] == html_policy(allow_scripts=False)
+    assert response["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(("name", "content_type"), UNSANDBOXED_FILES)
+def test_inert_types_not_sandboxed(reviewer_client, typed_files, name, content_type):
+    response = reviewer_client.get(file_url(f"qc/SPN01_CMH_0001_01/{name}"))
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == content_type
+    # The site-wide policy of django-csp applies instead.
+    assert not response["Content-Security-Policy"].startswith("sandbox")
+    assert response["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "sandboxed"),
+    [
+        ("data.xml", "application/xml", True),
+        ("viewer.js", "text/plain", False),
+        ("T1.png", "image/png", False),
+    ],
+)
+def test_nginx_handover_keeps_type_and_policy(
+    reviewer_client, typed_files, settings, name, content_type, sandboxed
+):
+    settings.ARCHIVE_ROOT = typed_files.parents[2]
+    settings.ARCHIVE_ACCEL_REDIRECT_PREFIX = "/protected-archive/"
+
+    response = reviewer_client.get(file_url(f"qc/SPN01_CMH_0001_01/{name}"))
+
+    assert response.has_header("X-Accel-Redirect")
+    assert response["Content-Type"] == content_type
+    policy = response["Content-Security-Policy"]
+    assert (policy == html_policy(allow_scripts=False)) is sandboxed
+    assert response["X-Content-Type-Options"] == "nosniff"
+
+
+# --- Files of hidden timepoints, sessions and scans ------------------------------------------
+
+SCAN_PNG = "qc/SPN01_CMH_0001_01/SPN01_CMH_0001_01_01_T1_02_SagT1Bravo.png"
+OTHER_SCAN_PNG = "qc/SPN01_CMH_0001_01/SPN01_CMH_0001_01_01_RST_03_Rest.png"
+SESSION_FILE = "data/nii/SPN01_CMH_0001_01_01/notes.txt"
+TIMEPOINT_FILE = "qc/SPN01_CMH_0001_01/index.html"
+
+
+@pytest.fixture
+def records(archive):
+    """A shown timepoint with one session and two scans, and a file for each in the archive."""
+    from studies.models import Study
+    from tests.studies.factories import (
+        ScanFactory,
+        ScantypeFactory,
+        SessionFactory,
+        StudySiteFactory,
+        TimepointFactory,
+    )
+
+    study_site = StudySiteFactory(
+        study=Study.objects.get(nickname="SPINS"), code="SPN01", site__name="CMH"
+    )
+    timepoint = TimepointFactory(study_site=study_site, name="SPN01_CMH_0001_01")
+    session = SessionFactory(timepoint=timepoint, number=1)
+    scan = ScanFactory(session=session, scantype=ScantypeFactory(tag="T1"), series=2)
+    ScanFactory(session=session, scantype=ScantypeFactory(tag="RST"), series=3)
+    for path in (SCAN_PNG, OTHER_SCAN_PNG, SESSION_FILE, TIMEPOINT_FILE):
+        (archive / path).parent.mkdir(parents=True, exist_ok=True)
+        (archive / path).write_bytes(PNG_BYTES)
+    return timepoint, session, scan
+
+
+def hide(record):
+    record.deleted_at = timezone.now()
+    record.save(update_fields=["deleted_at"])
+
+
+@pytest.mark.parametrize(
+    ("hidden", "expected"),
+    [
+        (None, {SCAN_PNG: 200, OTHER_SCAN_PNG: 200, SESSION_FILE: 200, TIMEPOINT_FILE: 200}),
+        ("scan", {SCAN_PNG: 404, OTHER_SCAN_PNG: 200, SESSION_FILE: 200, TIMEPOINT_FILE: 200}),
+        ("session", {SCAN_PNG: 404, OTHER_SCAN_PNG: 404, SESSION_FILE: 404, TIMEPOINT_FILE: 200}),
+        (
+            "timepoint",
+            {SCAN_PNG: 404, OTHER_SCAN_PNG: 404, SESSION_FILE: 404, TIMEPOINT_FILE: 404},
+        ),
+    ],
+)
+def test_hidden_record_files_404(reviewer_client, records, hidden, expected):
+    timepoint, session, scan = records
+    if hidden:
+        hide({"timepoint": timepoint, "session": session, "scan": scan}[hidden])
+
+    statuses = {path: reviewer_client.get(file_url(path)).status_code for path in expected}
+
+    assert statuses == expected
+
+
+def test_hidden_check_one_query(reviewer_client, records, django_assert_num_queries):
+    # Without a datman ID in the path, the view runs no query for hidden records.
+    (records[0].study.archive_root / "README.txt").write_text("study notes")
+    with django_assert_num_queries(QUERIES_WITHOUT_IDS):
+        assert reviewer_client.get(file_url("README.txt")).status_code == 200
+    with django_assert_num_queries(QUERIES_WITHOUT_IDS + 1):
+        assert reviewer_client.get(file_url(SCAN_PNG)).status_code == 200
