@@ -32,7 +32,6 @@ from pathlib import Path
 
 import nibabel
 from django.db import DatabaseError, transaction
-from django.db.models.fields.json import KT
 from nibabel.filebasedimages import ImageFileError
 
 from studies import datman_ids, session_files
@@ -670,10 +669,18 @@ class _ArchiveImporter:
         """
         if session.acquired_on is not None:
             return
-        stamps = Scan.objects.filter(session=session).values_list(
-            KT("sidecar__AcquisitionDateTime"), KT("sidecar__AcquisitionDate")
+        # Whole sidecars, read in Python: SQLite's JSON key lookups cannot tell the string
+        # "20240315" from the number 20240315.
+        sidecars = Scan.objects.filter(session=session, sidecar__isnull=False).values_list(
+            "sidecar", flat=True
         )
-        dates = [found for stamp in stamps for value in stamp if (found := sidecar_date(value))]
+        dates = [
+            found
+            for sidecar in sidecars
+            if isinstance(sidecar, dict)
+            for key in ("AcquisitionDateTime", "AcquisitionDate")
+            if (found := sidecar_date(sidecar.get(key)))
+        ]
         if not dates:
             return
         session.acquired_on = min(dates)
