@@ -21,10 +21,13 @@ from studies.file_serving import (
 from studies.models import Scan, Session, Timepoint
 
 # Every archive file opened as a document (an MRIQC or fMRIPrep report, an XML or SVG file) is
-# sandboxed: it runs in an opaque origin without scripts, forms or access to qcdash, may load
-# only files of the archive and inline styles, and cannot be framed.
-# NOTE: Chromium sends the SameSite=Lax session cookie with no request from a sandboxed
-# document, so the files a report loads from the archive get the login redirect.
+# sandboxed: it runs without scripts, forms or plugins, may load only files of the archive and
+# inline styles, and cannot be framed. Without scripts it keeps qcdash's origin
+# (allow-same-origin), so the browser sends the session cookie with the figures and styles a
+# report loads from the archive; nothing in the document can use that origin, as no script
+# runs. A report allowed to run scripts gets an opaque origin instead.
+# NOTE: Chromium sends the SameSite=Lax session cookie with no request from an opaque-origin
+# document, so the files a scripted report loads from the archive get the login redirect.
 HTML_POLICY = (
     "sandbox{allow}; default-src 'none'; img-src 'self' data:; style-src 'self' "
     "'unsafe-inline'; font-src 'self' data:; media-src 'self'; script-src {scripts}; "
@@ -80,7 +83,7 @@ def html_policy(*, allow_scripts=False):
     """Return the Content-Security-Policy of archive HTML, with scripts allowed or not."""
     if allow_scripts:
         return HTML_POLICY.format(allow=" allow-scripts", scripts="'self' 'unsafe-inline'")
-    return HTML_POLICY.format(allow="", scripts="'none'")
+    return HTML_POLICY.format(allow=" allow-same-origin", scripts="'none'")
 
 
 @login_required

@@ -46,7 +46,7 @@ def test_archive_xml_runs_no_script(signed_in, live_server):
     page.wait_for_load_state("load")
 
     assert response.status == 200
-    assert response.headers["content-security-policy"].startswith("sandbox;")
+    assert response.headers["content-security-policy"].startswith("sandbox allow-same-origin;")
     assert page.locator("#status").text_content() == "An XML report with XHTML script elements."
     assert page.evaluate("window.ranArchiveScript") is None
     assert page.evaluate("window.ranInlineScript") is None
@@ -60,3 +60,28 @@ def test_qcdash_page_cannot_load_archive_script(signed_in, live_server):
     ran = page.evaluate(INJECT_SCRIPT, "/files/SPINS/reports/run.js")
 
     assert ran is False
+
+
+def test_report_without_scripts_loads_its_archive_figures(signed_in, live_server, tmp_path):
+    page = signed_in
+    reports = tmp_path / "SPINS" / "reports"
+    # A 1x1 PNG, loaded by the report as fMRIPrep reports load their figures.
+    (reports / "figure.png").write_bytes(
+        bytes.fromhex(
+            "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+            "1f15c4890000000d49444154789c6360f8cf000000030101001826dd8a"
+            "0000000049454e44ae426082"
+        )
+    )
+    (reports / "report.html").write_text(
+        '<!doctype html><p id="status">A report.</p><img id="figure" src="figure.png">'
+        "<script>window.ranInlineScript = true;</script>"
+    )
+
+    response = page.goto(f"{live_server.url}/files/SPINS/reports/report.html")
+    page.wait_for_load_state("load")
+
+    assert response.status == 200
+    assert "allow-scripts" not in response.headers["content-security-policy"]
+    assert page.evaluate("document.getElementById('figure').naturalWidth") == 1
+    assert page.evaluate("window.ranInlineScript") is None

@@ -143,7 +143,7 @@ def test_archive_html_sandboxed(reviewer_client, study_site):
     response = reviewer_client.get(url)
 
     policy = response["Content-Security-Policy"]
-    assert policy.startswith("sandbox;")
+    assert policy.startswith("sandbox allow-same-origin;")
     assert "allow-scripts" not in policy
     assert "script-src 'none'" in policy
     assert response["X-Content-Type-Options"] == "nosniff"
