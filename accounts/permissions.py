@@ -444,8 +444,8 @@ def get_comment(user, pk, queryset):
 
 
 def can_edit_comment(user, comment, study, site=None):
-    """Whether the user may edit or delete the comment: only its author, while they may still
-    comment in the study (at the timepoint's site when given)."""
+    """Return whether the user may edit or delete the comment. Only its author may, and only
+    while they may still comment in the study (at the timepoint's site when given)."""
     return comment.author_id == user.pk and can_comment(user, study, site)
 
 
@@ -457,8 +457,8 @@ def require_edit_comment(user, comment, study, site=None):
 
 
 def can_report_finding(user, study, site=None):
-    """Whether the user may report an incidental finding on a timepoint (QC reviewer or higher,
-    at the site when one is given)."""
+    """Return whether the user may report an incidental finding on a timepoint: QC reviewer or
+    higher, at the site when one is given."""
     return can_review(user, study, site)
 
 
@@ -487,7 +487,7 @@ def visible_findings(user, findings):
 
     A finding is visible to dashboard admins, to study admins and the study's primary and staff
     contacts whose membership covers the timepoint's site, and to the person who reported it.
-    Everyone else sees none, not even how many there are.
+    For everyone else the queryset is empty, so not even a count is shown.
     """
     findings = _restrict(findings, user, "timepoint__")
     if not is_signed_in(user) or is_dashboard_admin(user):
@@ -506,8 +506,8 @@ def get_finding(user, pk, queryset):
 
 
 def can_follow_up_findings(user, study, site=None):
-    """Whether the user may add notes to incidental findings and mark them resolved: a dashboard
-    admin, or a study admin or primary or staff contact covering the site.
+    """Return whether the user may add notes to incidental findings and mark them resolved: a
+    dashboard admin, or a study admin or primary or staff contact covering the site.
 
     Runs one query unless the user is a dashboard admin or a study admin there.
     """
@@ -563,8 +563,8 @@ def can_open_issue(user, study, site=None):
 
 
 def can_delete_records(user):
-    """Whether the user may delete (hide) timepoints, sessions and scans and restore them
-    (dashboard admins). Files on disk are never removed from the web."""
+    """Return whether the user may delete (hide) timepoints, sessions and scans and restore
+    them. Only dashboard admins may. No web request removes files on disk."""
     return is_dashboard_admin(user)
 
 

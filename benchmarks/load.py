@@ -65,7 +65,9 @@ class Gunicorn:
             except OSError:
                 time.sleep(0.5)
         self.__exit__()
-        raise LoadError(f"gunicorn did not answer {url} within 60 s.")
+        raise LoadError(
+            f"gunicorn did not respond at {url} within 60 s; check its log for a start-up error."
+        )
 
     def __exit__(self, *exc_info):
         if self.process and self.process.poll() is None:

@@ -117,7 +117,7 @@ def setup_django(database_url):
 
 def ensure_seeded(profile):
     """Migrate, collect static files (DEBUG is off) and seed `profile` when the database contains
-    no study; return the seconds seeding took, or None when nothing was seeded."""
+    no study. Return the seconds seeding took, or None when nothing was seeded."""
     from django.core.management import call_command
     from django.db import connection
 

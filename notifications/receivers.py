@@ -9,7 +9,7 @@ from notifications.models import NotificationKind
 from notifications.services import notify
 from studies.signals import import_finished
 
-# Which kind of notification each account email is, for preferences and the delivery log.
+# The notification kind of each account email, for preferences and the delivery log.
 ACCOUNT_EMAIL_KINDS = {
     "request_received": NotificationKind.ACCOUNT_REQUESTED,
     "request_new_admin": NotificationKind.ACCOUNT_REQUESTED,

@@ -332,7 +332,8 @@ def send_survey_reminders():
 
 
 def incidental_finding_contacts(study, *, site=None):
-    """The active primary and staff contacts of the study who cover `site` (all when None)."""
+    """Return the active primary and staff contacts of the study who cover `site` (all when
+    None)."""
     contacts = Q(is_primary_contact=True) | Q(is_staff_contact=True)
     if site is not None:
         contacts &= Q(site__isnull=True) | Q(site=site)

@@ -21,7 +21,7 @@ class PageLink:
 
 
 def pages_by_scope(study):
-    """The study's pipeline pages grouped by scope (one query)."""
+    """Return the study's pipeline pages grouped by scope (one query)."""
     grouped = {scope: [] for scope in PageScope}
     for page in PipelinePage.objects.filter(study=study).order_by("position", "name"):
         grouped[PageScope(page.scope)].append(page)

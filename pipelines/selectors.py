@@ -30,13 +30,14 @@ def attach_download_jobs(sessions):
 
 
 def study_links(user, study):
-    """The study page's pipeline links (one query)."""
+    """Return the study page's pipeline links (one query)."""
     grouped = pages.pages_by_scope(study)
     return pages.links(grouped[PageScope.STUDY], user, study)
 
 
 def timepoint_links(user, timepoint, sessions):
-    """The timepoint page's links, and each session's as `session.pipeline_links` (one query)."""
+    """Return the timepoint page's links, and set each session's as `session.pipeline_links`
+    (one query)."""
     study = timepoint.study
     grouped = pages.pages_by_scope(study)
     for session in sessions:
@@ -47,7 +48,7 @@ def timepoint_links(user, timepoint, sessions):
 
 
 def scan_links(user, scan):
-    """The scan page's pipeline links (one query)."""
+    """Return the scan page's pipeline links (one query)."""
     session = scan.session
     timepoint = session.timepoint
     grouped = pages.pages_by_scope(timepoint.study)

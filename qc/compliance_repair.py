@@ -41,13 +41,13 @@ class RepairError(ComplianceError):
 
 
 def repair_root():
-    """The folder for corrected sidecars as a Path, or None when sidecar repair is off."""
+    """Return the folder for corrected sidecars as a Path, or None when sidecar repair is off."""
     root = settings.SIDECAR_REPAIR_ROOT
     return Path(root) if root else None
 
 
 def newest_repair(scan):
-    """The repair that applies to the scan's sidecar now, or None (one query)."""
+    """Return the repair that applies to the scan's sidecar now, or None (one query)."""
     return scan.sidecar_repairs.order_by("-created_at", "-id").first()
 
 

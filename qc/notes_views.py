@@ -118,7 +118,8 @@ def comment_delete(request, pk):
 
 
 def _finding_reported_message(timepoint):
-    """Say who is emailed about a new finding, or that nobody is, so the reporter knows."""
+    """Build the message that names the contacts emailed about a new finding, or says that no
+    contact exists, so the reporter knows whether to tell someone."""
     contacts = incidental_finding_contacts(timepoint.study, site=timepoint.study_site.site_id)
     names = [contact.get_full_name() or contact.username for contact in contacts]
     if not names:

@@ -16,7 +16,7 @@ from qc.search_forms import QCSearchForm
 logger = logging.getLogger(__name__)
 
 QC_SEARCH_PER_PAGE = 50
-# The QC search counts its matches up to this number; past it the page says "10000+" and lists
+# The QC search counts its matches up to this number. Past it the page shows "10000+" and lists
 # the first 10,000, because an exact COUNT over every scan of a large archive is slow.
 QC_SEARCH_COUNT_LIMIT = 10000
 EXPORT_CONTENT_TYPES = {

@@ -341,7 +341,8 @@ ISSUE_TRACKER_REFRESH_MINUTES = env.int("ISSUE_TRACKER_REFRESH_MINUTES", default
 # --- Download jobs --------------------------------------------------------------------------
 
 # Hours after a REDCap survey reports a session as scanned during which the study site's
-# download command is retried hourly; after that the staff contacts are told no data arrived.
+# download command is retried hourly. After that, the staff contacts are emailed that no data
+# arrived.
 DOWNLOAD_WINDOW_HOURS = env.int("DOWNLOAD_WINDOW_HOURS", default=72)
 # Seconds a download or post-download command may run before it is killed. It must stay below
 # the worker's task timeout (Q_CLUSTER "timeout", 300) minus a minute, so a longer download

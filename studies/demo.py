@@ -421,8 +421,8 @@ def _sidecar(ident, protocol, series, position):
 
 
 def demo_acquisition_date(ident):
-    """A made-up scan date for a demo session, spread over several months so that the study's
-    progress chart and the oldest-first review order have something to show."""
+    """Return a made-up scan date for a demo session. The dates spread over several months, so
+    the study's progress chart and the oldest-first review order have something to show."""
     offset = sum(ord(char) for char in ident.site) % 11
     subject = int(ident.subject) if ident.subject.isdigit() else 0
     return DEMO_FIRST_SCAN_ON + timedelta(

@@ -664,8 +664,9 @@ class _ArchiveImporter:
     def _update_acquired_on(self, session, counts):
         """Set the session's acquisition date from its sidecars, when it has none yet.
 
-        dcm2niix writes AcquisitionDateTime unless told to anonymise dates; the earliest one of
-        the session's scans counts. A date set before (by the API or an earlier run) is kept.
+        A sidecar's AcquisitionDateTime (or AcquisitionDate), when the converter kept it, gives
+        the date, and the earliest one of the session's scans counts. A date set before (by the
+        API or an earlier run) is kept.
         """
         if session.acquired_on is not None:
             return

@@ -24,8 +24,8 @@ from studies.models import Scan, Session, Timepoint
 # sandboxed: it runs without scripts, forms or plugins, may load only files of the archive and
 # inline styles, and cannot be framed. Without scripts it keeps qcdash's origin
 # (allow-same-origin), so the browser sends the session cookie with the figures and styles a
-# report loads from the archive; nothing in the document can use that origin, as no script
-# runs. A report allowed to run scripts gets an opaque origin instead.
+# report loads from the archive. Nothing in the document can use that origin, because no
+# script runs. A report allowed to run scripts gets an opaque origin instead.
 # NOTE: Chromium sends the SameSite=Lax session cookie with no request from an opaque-origin
 # document, so the files a scripted report loads from the archive get the login redirect.
 HTML_POLICY = (

@@ -289,7 +289,7 @@ def test_failed_sign_ins_rate_limited(client):
     assert "_auth_user_id" not in client.session
 
 
-def test_sign_in_page_links_password_reset_once_and_has_an_icon(client):
+def test_sign_in_page_links_and_icon(client):
     response = client.get(reverse("account_login"))
 
     html = response.content.decode()
