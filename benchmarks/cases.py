@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from django.db import connection, reset_queries
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -96,11 +96,14 @@ def delete_earlier_writes(user):
     """Delete the reviews, sign-offs and triggers an earlier run wrote, and its queued tasks."""
     from django_q.models import OrmQ
 
-    from qc.models import QCEvent, ScanReview, SessionSignOff
+    from qc.models import QCEvent, ScanReview, SessionSignOff, refresh_review_states
     from redcap.models import RedcapTrigger
+    from studies.models import Scan
 
     QCEvent.objects.filter(actor=user).delete()
+    reviewed = set(ScanReview.objects.filter(reviewer=user).values_list("scan_id", flat=True))
     ScanReview.objects.filter(reviewer=user).delete()
+    refresh_review_states(Scan.all_objects.filter(Q(pk__in=reviewed) | Q(source_id__in=reviewed)))
     SessionSignOff.objects.filter(reviewer=user).delete()
     RedcapTrigger.objects.filter(config__project_id=REDCAP_PROJECT_ID).delete()
     OrmQ.objects.all().delete()

@@ -93,6 +93,14 @@ def parse_args(argv=None):
         "stage (default 500)",
     )
     parser.add_argument(
+        "--case",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="measure only the cases whose name contains TEXT (repeatable; default: all). "
+        "Meant for trying a change: --write refuses a partial table",
+    )
+    parser.add_argument(
         "--write",
         type=Path,
         metavar="MARKDOWN",
@@ -101,6 +109,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not args.database_url:
         parser.error("pass --database-url or set DATABASE_URL")
+    if args.case and args.write:
+        parser.error("--write needs every case; drop --case to write the table")
     if args.iterations < 1:
         parser.error(f"--iterations must be 1 or more, not {args.iterations}")
     return args
@@ -126,10 +136,11 @@ def ensure_seeded(profile):
     call_command("migrate", verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
     if Study.objects.exclude(nickname="BENCHIMP").exists():
-        # Fresh planner statistics, as autovacuum keeps them on a running server: a migration
-        # that adds a column since the seeding leaves the planner guessing its selectivity.
+        # Fresh planner statistics and visibility map, as autovacuum keeps them on a running
+        # server: a migration that adds a column since the seeding leaves the planner guessing
+        # its selectivity, and index-only scans read the table until a vacuum has run.
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
+            cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
         return None
     started = time.perf_counter()
     call_command("seed_benchmark", profile)
@@ -251,6 +262,7 @@ def command_line(args):
         parts.append(f"--workers {args.workers}")
     if args.import_timepoints != 500:
         parts.append(f"--import-timepoints {args.import_timepoints}")
+    parts.extend(f"--case '{text}'" for text in args.case)
     if args.write:
         parts.append(f"--write {args.write}")
     return " \\\n    ".join(parts)
@@ -303,6 +315,10 @@ def main(argv=None):
     user = cases_module.runner_user()
     cases_module.delete_earlier_writes(user)
     study, cases = cases_module.build_cases(iterations=args.iterations, write_targets=3000)
+    if args.case:
+        cases = [case for case in cases if any(text in case.name for text in args.case)]
+        if not cases:
+            sys.exit(f"No benchmark case name contains {' or '.join(map(repr, args.case))}.")
     dataset = dataset_description(study)
     print(f"Machine: {machine}\nData: {dataset}", flush=True)
 

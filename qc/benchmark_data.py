@@ -8,6 +8,7 @@ analysed at the end, so the query planner sees their real sizes at once.
 """
 
 import random
+from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -132,8 +133,13 @@ def seed(profile, *, seed_value=1, progress=None):
     for shape in shapes:
         with transaction.atomic():
             _seed_study(shape, rng, reviewers, scantypes, result, progress)
+    # Statistics and a visibility map as autovacuum would leave them; VACUUM cannot run inside
+    # a transaction, so it is skipped there (as in tests).
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        if connection.vendor == "postgresql" and not connection.in_atomic_block:
+            cursor.execute("VACUUM ANALYZE")
+        else:
+            cursor.execute("ANALYZE")
     return result
 
 
@@ -226,6 +232,12 @@ def _seed_batch(study, study_sites, code, numbers, tags, scantypes, rng, reviewe
             ScanReview(scan=scan, state=state, comment=comment, reviewer=rng.choice(reviewers))
         )
     reviews = ScanReview.objects.bulk_create(reviews)
+    # bulk_create skips ScanReview.save(), which copies each state to its scan.
+    scan_ids_by_state = defaultdict(list)
+    for review in reviews:
+        scan_ids_by_state[review.state].append(review.scan_id)
+    for state, scan_ids in scan_ids_by_state.items():
+        Scan.objects.filter(pk__in=scan_ids).update(review_state=state)
     QCEvent.objects.bulk_create(
         QCEvent(
             kind=QCEventKind.SCAN_REVIEWED,

@@ -53,7 +53,9 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def count(self):
-        counted = self.object_list[: self.count_limit + 1].count()
+        # values("pk") leaves out the annotations that no filter uses, and order_by() the sort,
+        # which a capped count does not need.
+        counted = self.object_list.values("pk").order_by()[: self.count_limit + 1].count()
         self.count_capped = counted > self.count_limit
         return min(counted, self.count_limit)
 

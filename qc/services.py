@@ -3,6 +3,7 @@
 import logging
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from qc.models import (
@@ -161,13 +162,20 @@ def sign_off_session(session, *, reviewer, approve_scan_ids=()):
 
         sign_off = SessionSignOff.objects.create(session=session, reviewer=reviewer)
         study = session.timepoint.study
-        approved = []
-        for scan in pending:
-            target_id = scan.review_target_id
-            review = ScanReview.objects.create(
-                scan_id=target_id, state=QCState.APPROVED, reviewer=reviewer, sign_off=sign_off
+        approved = [scan.name for scan in pending]
+        # One statement each for the reviews, their events and the scans' states, however
+        # many scans the session has.
+        reviews = ScanReview.objects.bulk_create(
+            ScanReview(
+                scan_id=scan.review_target_id,
+                state=QCState.APPROVED,
+                reviewer=reviewer,
+                sign_off=sign_off,
             )
-            QCEvent.objects.create(
+            for scan in pending
+        )
+        QCEvent.objects.bulk_create(
+            QCEvent(
                 kind=QCEventKind.SCAN_REVIEWED,
                 actor=reviewer,
                 study=study,
@@ -177,7 +185,14 @@ def sign_off_session(session, *, reviewer, approve_scan_ids=()):
                 sign_off=sign_off,
                 details={"state": QCState.APPROVED.value, "comment": "", "via": "sign-off"},
             )
-            approved.append(scan.name)
+            for scan, review in zip(pending, reviews, strict=True)
+        )
+        if pending:
+            # bulk_create skips ScanReview.save(), which copies the state to the scans.
+            target_ids = [scan.review_target_id for scan in pending]
+            Scan.all_objects.filter(Q(pk__in=target_ids) | Q(source_id__in=target_ids)).update(
+                review_state=QCState.APPROVED
+            )
         QCEvent.objects.create(
             kind=QCEventKind.SESSION_SIGNED_OFF,
             actor=reviewer,

@@ -378,6 +378,16 @@ class Scan(Hideable):
         related_name="linked_scans",
         help_text="The scan this one is linked to; its QC decisions are shared.",
     )
+    # Null, not "", before the first review: "new" is also a state a reviewer can set.
+    review_state = models.CharField(  # noqa: DJ001
+        max_length=16,
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The state of the newest QC review of this scan (of its source when linked), "
+        "null before the first review. qc writes it with every review, so pages filter and "
+        "count QC states without reading the review history.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -386,6 +396,14 @@ class Scan(Hideable):
 
     class Meta:
         ordering = ["session", "series", "scantype__tag"]
+        indexes = [
+            # Counts by QC state read only this index (the QC search, sessions with new scans).
+            models.Index(
+                fields=["review_state", "session"],
+                name="studies_scan_state_session",
+                condition=Q(deleted_at__isnull=True),
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=~Q(source=models.F("id")), name="studies_scan_not_own_source"
@@ -394,6 +412,16 @@ class Scan(Hideable):
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        # A linked scan shows its source's QC decisions, so it starts with the source's state.
+        if self.source_id is not None and self._state.adding:
+            self.review_state = (
+                Scan.all_objects.filter(pk=self.source_id)
+                .values_list("review_state", flat=True)
+                .first()
+            )
+        super().save(*args, **kwargs)
 
     @property
     def is_hidden(self):

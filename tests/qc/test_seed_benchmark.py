@@ -41,6 +41,9 @@ def test_small_profile_shape():
     flagged = ScanReview.objects.filter(state=QCState.FLAGGED).count()
     assert 0.08 < flagged / reviewed < 0.22
     assert 80 < SessionSignOff.objects.count() < 160
+    stored = dict(Scan.objects.values_list("name", "review_state"))
+    reviewed_states = dict(ScanReview.objects.values_list("scan__name", "state"))
+    assert stored == {name: reviewed_states.get(name) for name in stored}
     assert "Seeded small: 1 studies, 200 timepoints, 200 sessions, 2000 scans" in output
 
 

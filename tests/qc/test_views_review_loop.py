@@ -408,9 +408,9 @@ def test_checked_review_query_count(reviewer_client, django_assert_num_queries, 
 
     # 1 session, 2 user, 3 scan with QC state, session, timepoint and study, 4 savepoint,
     # 5 lock the session, 6 lock the reviewed scan, 7 newest review with its reviewer,
-    # 8 insert review, 9 insert audit event, 10 release savepoint. htmx then fetches the row
-    # again (11).
-    expected = 11 if htmx else 10
+    # 8 insert review, 9 copy its state to the scan, 10 insert audit event, 11 release
+    # savepoint. htmx then fetches the row again (12).
+    expected = 12 if htmx else 11
     with django_assert_num_queries(expected):
         response = reviewer_client.post(
             review_url(scan), {"state": "approved", "expected_review_id": ""}, **headers

@@ -166,10 +166,10 @@ def test_review_query_count(reviewer_client, django_assert_num_queries, htmx):
     headers = HTMX if htmx else {}
 
     # 1 session, 2 user, 3 scan with QC state, session, timepoint and study, 4 savepoint,
-    # 5 lock the session, 6 lock the reviewed scan, 7 insert review, 8 insert audit event,
-    # 9 release savepoint. htmx then fetches the row again (10). A redirect stores its message
-    # in a cookie.
-    expected = 10 if htmx else 9
+    # 5 lock the session, 6 lock the reviewed scan, 7 insert review, 8 copy its state to the
+    # scan, 9 insert audit event, 10 release savepoint. htmx then fetches the row again (11).
+    # A redirect stores its message in a cookie.
+    expected = 11 if htmx else 10
     with django_assert_num_queries(expected):
         response = reviewer_client.post(review_url(scan), {"state": "approved"}, **headers)
 

@@ -174,3 +174,22 @@ def test_confirmation_query_count(reviewer_client, django_assert_num_queries, co
         response = reviewer_client.get(sign_off_url(session.name))
 
     assert len(response.context["new_scans"]) == count
+
+
+@pytest.mark.parametrize("count", [1, 20])
+def test_sign_off_query_count(reviewer_client, django_assert_num_queries, count):
+    session = SessionFactory(timepoint=TimepointFactory(study_site=make_study_site()))
+    scans = [ScanFactory(session=session, series=series + 2) for series in range(count)]
+
+    # 1 session, 2 user, 3 datman session with timepoint, study and site, 4 savepoint, 5 lock
+    # the session, 6 existing sign-off, 7 new scans, 8 insert the sign-off, 9 insert the
+    # reviews, 10 insert their events, 11 update the scans' states, 12 insert the sign-off
+    # event, 13 release the savepoint, 14 count the approved scans for the message.
+    with django_assert_num_queries(14):
+        response = reviewer_client.post(
+            sign_off_url(session.name), {"approve_scan_ids": [scan.pk for scan in scans]}
+        )
+
+    assert response.status_code == 302
+    assert states(scans) == {scan.name: QCState.APPROVED for scan in scans}
+    assert QCEvent.objects.filter(kind=QCEventKind.SCAN_REVIEWED).count() == count
