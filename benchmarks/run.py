@@ -216,7 +216,9 @@ def verdict(name, profile, in_process, http):
     return "; ".join(problems) or "met"
 
 
-def format_table(profile, rows):
+def format_table(profile, rows, failed=()):
+    """Return the Markdown table of `rows` (name, in-process result, WrkResult or None); cases
+    named in `failed` failed over HTTP."""
     lines = [
         "| Case | Queries | In-process median | In-process p95 | HTTP median | HTTP p95 | "
         "HTTP req/s | Target |",
@@ -228,9 +230,11 @@ def format_table(profile, rows):
                 f"{http.http['p50_us'] / 1000:.1f} ms | {http.http['p95_us'] / 1000:.1f} ms | "
                 f"{http.requests_per_second:.0f}"
             )
+        elif name in failed:
+            http_cells = "failed | failed | -"
         else:
             http_cells = "- | - | -"
-        result = verdict(name, profile, in_process, http)
+        result = "HTTP failed" if name in failed else verdict(name, profile, in_process, http)
         lines.append(
             f"| {name} | {in_process.queries} | {in_process.median_ms:.1f} ms | "
             f"{in_process.p95_ms:.1f} ms | {http_cells} | {result} |"
@@ -283,12 +287,16 @@ def write_section(path, profile, text):
 
 
 def run_http(cases, args, cookie, csrf):
-    # NOTE: one case that fails over HTTP stops the whole stage. On `stretch` the CSV export of
-    # the whole study outlasts gunicorn's 30 s worker timeout, so measure stretch with --no-http.
+    """Measure each case with wrk; return ({case name: WrkResult}, {case name: error message}).
+
+    A case that fails (an error status, a socket error, a worker killed by gunicorn's timeout)
+    is reported and skipped, so the other cases are still measured.
+    """
     from benchmarks import load
 
     environment = dict(os.environ)
     results = {}
+    failures = {}
     with load.Gunicorn(args.port, args.workers, environment):
         # Warm every worker up (imports, templates, connections) before anything is timed.
         for case in cases[:2]:
@@ -300,8 +308,12 @@ def run_http(cases, args, cookie, csrf):
             if args.http_seconds is not None:
                 case.http_seconds = max(args.http_seconds, case.min_http_seconds)
             print(f"  HTTP {case.name} ...", flush=True)
-            results[case.name] = load.run_wrk(case, port=args.port, cookie=cookie, csrf=csrf)
-    return results
+            try:
+                results[case.name] = load.run_wrk(case, port=args.port, cookie=cookie, csrf=csrf)
+            except load.LoadError as error:
+                print(f"  HTTP {case.name} failed: {error}", flush=True)
+                failures[case.name] = str(error)
+    return results, failures
 
 
 def main(argv=None):
@@ -328,10 +340,10 @@ def main(argv=None):
         print(f"  in process {case.name} ...", flush=True)
         in_process[case.name] = cases_module.measure_in_process(case, client)
 
-    http = {}
+    http, http_failures = {}, {}
     if not args.no_http:
         csrf = cases_module.csrf_secret()
-        http = run_http(cases, args, client.session_cookie(), csrf)
+        http, http_failures = run_http(cases, args, client.session_cookie(), csrf)
 
     imports = []
     if args.import_timepoints:
@@ -343,7 +355,9 @@ def main(argv=None):
 
     rows = [(case.name, in_process[case.name], http.get(case.name)) for case in cases]
     total = time.perf_counter() - started
-    report = render_report(args, machine, dataset, rows, imports, seed_seconds, total)
+    report = render_report(
+        args, machine, dataset, rows, imports, seed_seconds, total, http_failures
+    )
     print(report)
     if args.write:
         write_section(args.write, args.profile, report)
@@ -351,7 +365,7 @@ def main(argv=None):
     return 0
 
 
-def render_report(args, machine, dataset, rows, imports, seed_seconds, total):
+def render_report(args, machine, dataset, rows, imports, seed_seconds, total, http_failures):
     seeded = f" Seeding took {seed_seconds:.0f} s." if seed_seconds else ""
     if args.http_seconds is None:
         duration = "5 s per page, 10 s for the CSV export and the trigger"
@@ -380,8 +394,13 @@ def render_report(args, machine, dataset, rows, imports, seed_seconds, total):
         command_line(args),
         "```",
         "",
-        format_table(args.profile, rows),
+        format_table(args.profile, rows, failed=http_failures),
     ]
+    if http_failures:
+        parts.append("")
+        parts.extend(
+            f"- HTTP failed for {name}: {message}" for name, message in http_failures.items()
+        )
     if imports:
         parts += ["", format_imports(imports)]
     return "\n".join(parts) + "\n"

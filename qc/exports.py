@@ -37,6 +37,7 @@ from studies.datman_ids import IdError, parse, parse_timepoint_id
 from studies.models import ExpectedScan, Session
 
 ITERATOR_CHUNK_SIZE = 2000
+CSV_LINES_PER_CHUNK = 200
 BLACKLIST_HEADER = "series reason"
 CHECKLIST_EXTENSION = ".html"
 # Cells that spreadsheet programs read as formulas start with one of these.
@@ -76,11 +77,19 @@ def csv_chunks(columns, rows, *, neutralise_formulas=False):
     """
     writer = csv.writer(_LineBuffer())
     yield writer.writerow(columns)
+    # Lines go out in batches: one chunk per line made the response machinery cost more than
+    # writing the CSV.
+    lines = []
     for row in rows:
         values = [_csv_value(row[column]) for column in columns]
         if neutralise_formulas:
             values = [_neutralise_formula(value) for value in values]
-        yield writer.writerow(values)
+        lines.append(writer.writerow(values))
+        if len(lines) == CSV_LINES_PER_CHUNK:
+            yield "".join(lines)
+            lines = []
+    if lines:
+        yield "".join(lines)
 
 
 def _csv_value(value):

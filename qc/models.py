@@ -149,20 +149,41 @@ def refresh_review_states(scans):
     return scans.update(review_state=_newest_review("state"))
 
 
-def with_qc_state(scans):
+def with_qc_state(scans, *, details=True):
     """Annotate scans with `qc_state`, `qc_comment`, `qc_reviewer` (username), `qc_reviewed_at`
     and `qc_review_id` (the newest review's id, which review forms send back).
 
     A scan without reviews gets `qc_state` None, which means new. `qc_state` reads the
-    `review_state` column, so filters on it can use an index.
+    `review_state` column, so filters on it can use an index. With `details=False` only
+    `qc_state` is selected; the other names can still be filtered on but are not read, which
+    spares a subquery per field and row (use `newest_reviews` for those of long listings).
     """
-    return scans.annotate(
-        qc_review_id=_newest_review("id"),
-        qc_state=F("review_state"),
-        qc_comment=_newest_review("comment"),
-        qc_reviewer=_newest_review("reviewer__username"),
-        qc_reviewed_at=_newest_review("created_at"),
+    scans = scans.annotate(qc_state=F("review_state"))
+    subqueries = {
+        "qc_review_id": _newest_review("id"),
+        "qc_comment": _newest_review("comment"),
+        "qc_reviewer": _newest_review("reviewer__username"),
+        "qc_reviewed_at": _newest_review("created_at"),
+    }
+    return scans.annotate(**subqueries) if details else scans.alias(**subqueries)
+
+
+def newest_reviews(scan_ids):
+    """Return the newest review of each scan in `scan_ids` as {scan id: (state, comment,
+    reviewer username, created_at)}, in one query. Scans without reviews are left out.
+
+    Pass review targets (`Scan.review_target_id`): a linked scan's reviews are its source's.
+    Tuples rather than model instances, because exports call this for every scan of a study.
+    """
+    newest = {}
+    reviews = (
+        ScanReview.objects.filter(scan_id__in=set(scan_ids))
+        .order_by("scan_id", "-created_at", "-id")
+        .values_list("scan_id", "state", "comment", "reviewer__username", "created_at")
     )
+    for scan_id, *review in reviews:
+        newest.setdefault(scan_id, review)
+    return newest
 
 
 def unreviewed_scans_exist():

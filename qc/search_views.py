@@ -97,7 +97,7 @@ def qc_search(request):
 @login_required
 @require_GET
 def qc_search_export(request, export_format):
-    """Download the QC search result as filtered, streamed row by row in one query."""
+    """Download the QC search result as filtered, streamed in chunks of rows."""
     form = _filter_form(request)
     if form.is_bound and not form.is_valid():
         return render(
@@ -107,8 +107,7 @@ def qc_search_export(request, export_format):
             status=400,
         )
     filters = form.filters() if form.is_bound else search.QCFilters()
-    items = search.qc_search(request.user, filters).iterator(chunk_size=exports.ITERATOR_CHUNK_SIZE)
-    rows = (search.qc_row(item) for item in items)
+    rows = search.qc_export_rows(request.user, filters, chunk_size=exports.ITERATOR_CHUNK_SIZE)
     if export_format == "csv":
         chunks = exports.csv_chunks(search.QC_ROW_COLUMNS, rows, neutralise_formulas=True)
     else:

@@ -328,3 +328,46 @@ def test_qc_search_count_exact_below_cap(reviewer_client, reviewer, monkeypatch)
     response = reviewer_client.get(PAGE, {"mode": "current"})
 
     assert 'data-testid="qc-search-count">5 scans' in response.text
+
+
+@pytest.mark.parametrize("count", [1, 20])
+@pytest.mark.parametrize("url", [CSV_URL, JSON_URL])
+def test_qc_search_current_export_query_count(
+    reviewer_client, reviewer, django_assert_num_queries, count, url
+):
+    _many_reviews(reviewer, count)
+
+    # 1 session, 2 user, 3 the scans, streamed, 4 the newest reviews of their chunk.
+    with django_assert_num_queries(4):
+        text = download(reviewer_client, url, {"mode": "current"})
+
+    assert text.count("motion") == count
+
+
+def test_qc_search_export_in_chunks_matches_page(reviewer_client, world, monkeypatch):
+    monkeypatch.setattr("qc.exports.ITERATOR_CHUNK_SIZE", 2)
+    params = {"mode": "current", "phantoms": "on"}
+    page_rows = reviewer_client.get(PAGE, params).context["page"].rows
+
+    exported = json.loads(download(reviewer_client, JSON_URL, params))
+
+    assert len(exported) == len(page_rows) == 9
+    for row, shown in zip(exported, page_rows, strict=True):
+        for column in QC_ROW_COLUMNS:
+            if column == "reviewed_at":
+                assert (row[column] is None) == (shown[column] is None), shown["scan"]
+            else:
+                assert row[column] == shown[column], (shown["scan"], column)
+
+
+def test_qc_search_export_shows_linked_scan_review(reviewer_client, reviewer, world):
+    source = world.dti
+    link_session = SessionFactory(timepoint=TimepointFactory(study_site=make_study_site()))
+    link = ScanFactory(session=link_session, scantype=source.scantype, series=9, source=source)
+
+    rows = csv_rows(download(reviewer_client, CSV_URL, {"mode": "current"}))
+
+    by_scan = {row["scan"]: row for row in rows}
+    assert by_scan[link.name]["qc_state"] == "blacklisted"
+    assert by_scan[link.name]["comment"] == "Signal dropout"
+    assert by_scan[link.name]["reviewer"] == "bob"
