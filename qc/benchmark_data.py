@@ -51,12 +51,17 @@ class StudyShape:
     nickname: str
     sites: int
     timepoints: int
+    # The datman study code that starts every ID: three letters and two digits, unique per study.
+    code: str = "BEN51"
 
 
 def _lab_profile():
     # 30 studies of mixed sizes, about 15,000 sessions in all.
-    sizes = [3000, 2000, 1500, 1200, 1000, 800, 700, 600, 500, 450] + [400] * 5 + [200] * 15
-    return [StudyShape(f"LAB{index:02d}", 1 + index % 4, size) for index, size in enumerate(sizes)]
+    sizes = [3000, 2000, 1500, 1200, 1000, 800, 700, 600, 500, 450] + [400] * 5 + [100] * 15
+    return [
+        StudyShape(f"LAB{index:02d}", 1 + index % 4, size, code=f"LAB{index:02d}")
+        for index, size in enumerate(sizes)
+    ]
 
 
 PROFILES = {
@@ -162,7 +167,7 @@ def _scantypes():
 
 def _seed_study(shape, rng, reviewers, scantypes, result, progress):
     study = Study.objects.create(nickname=shape.nickname, name=f"{shape.nickname} benchmark")
-    code = f"{shape.nickname[:3]}{len(shape.nickname) % 10}1"
+    code = shape.code
     study_sites = []
     for site_name in SITE_NAMES[: shape.sites]:
         site, _ = Site.objects.get_or_create(name=site_name)

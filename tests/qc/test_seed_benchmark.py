@@ -4,6 +4,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from qc import benchmark_data
 from qc.models import QCEvent, QCState, ScanReview, SessionSignOff
 from studies.models import ExpectedScan, Scan, Session, Study, StudySite, Timepoint
 
@@ -63,3 +64,16 @@ def test_second_run_refused():
     with pytest.raises(CommandError, match="BENCH already exists"):
         run("small")
     assert Timepoint.objects.count() == 200
+
+
+def test_profiles_give_each_study_its_own_code():
+    for profile, shapes in benchmark_data.PROFILES.items():
+        codes = [shape.code for shape in shapes]
+        assert len(set(codes)) == len(codes), profile
+
+
+def test_lab_profile_shape():
+    shapes = benchmark_data.PROFILES["lab"]
+
+    assert len(shapes) == 30
+    assert 14000 <= sum(shape.timepoints for shape in shapes) <= 16000
