@@ -94,6 +94,12 @@ def seed(total):
         (ScanReview(scan=scan, state=QCState.APPROVED, reviewer=reviewer) for scan in scans[::3]),
         batch_size=5000,
     )
+    # bulk_create skips ScanReview.save(), which copies each state to its scan.
+    reviewed_ids = [scan.pk for scan in scans[::3]]
+    for start in range(0, len(reviewed_ids), 5000):
+        Scan.objects.filter(pk__in=reviewed_ids[start : start + 5000]).update(
+            review_state=QCState.APPROVED
+        )
     SessionSignOff.objects.bulk_create(
         (SessionSignOff(session=session, reviewer=reviewer) for session in sessions[::2]),
         batch_size=5000,
