@@ -42,14 +42,14 @@ class IntegrationError(Exception):
 # XNAT pushes
 
 
-def queue_pushes_for_review_target(scan_id, *, requested_by=None):
-    """Create and queue a push for the scan and each scan linked to it at an XNAT site.
+def queue_pushes_for_review_targets(scan_ids, *, requested_by=None):
+    """Create and queue a push for each scan and each scan linked to one at an XNAT site.
 
-    `scan_id` is the scan the decision was recorded on (a linked scan's source). Return the
-    pushes created; none when no site involved has XNAT configured.
+    `scan_ids` are the scans decisions were recorded on (a linked scan's source). Return the
+    pushes created; none when no site involved has XNAT configured. One query finds the scans.
     """
     scans = (
-        Scan.objects.filter(Q(pk=scan_id) | Q(source_id=scan_id))
+        Scan.objects.filter(Q(pk__in=scan_ids) | Q(source_id__in=scan_ids))
         .filter(xnat_configured_filter("session__timepoint__study_site__"))
         .select_related("session__timepoint")
         .order_by("pk")

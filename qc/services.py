@@ -4,9 +4,9 @@ import logging
 
 from django.db import transaction
 from django.db.models import Q
-from django.db.models.signals import post_save
 from django.utils import timezone
 
+from qc import signals
 from qc.models import (
     STATES_NEEDING_COMMENT,
     QCEvent,
@@ -188,17 +188,9 @@ def sign_off_session(session, *, reviewer, approve_scan_ids=()):
             )
             for scan, review in zip(pending, reviews, strict=True)
         )
-        for review in reviews:
-            # bulk_create sends no post_save, on which other apps act on each new decision
-            # (XNAT write-back), so it is sent here as save() would.
-            post_save.send(
-                sender=ScanReview,
-                instance=review,
-                created=True,
-                raw=False,
-                using=review._state.db,
-                update_fields=None,
-            )
+        # bulk_create sends no post_save, so apps that act on each new decision (XNAT
+        # write-back) hear of these through one signal.
+        signals.reviews_bulk_created.send(sender=ScanReview, reviews=reviews)
         if pending:
             # bulk_create skips ScanReview.save(), which copies the state to the scans.
             target_ids = [scan.review_target_id for scan in pending]
