@@ -148,10 +148,6 @@ def render_timepoint_page(request, name, **notes_forms):
             1 for scan in session.scan_list if scan.conversion_errors
         )
     can_review = permissions.can_review(request.user, timepoint.study, timepoint.site)
-    if can_review:
-        for session in timepoint.session_list:
-            for scan in session.scan_list:
-                scan.review_form = _row_form(scan)
     return render(
         request,
         "qc/timepoint_detail.html",
@@ -263,7 +259,7 @@ def scan_review(request, name):
             if htmx:
                 # Fetch the row again so it shows the state just saved.
                 scan = permissions.get_scan(request.user, name, queryset=selectors.scans_for_row())
-                return _render_row(request, scan, _row_form(scan))
+                return _render_row(request, scan, None)
             messages.success(request, f"{scan.name} marked {review.get_state_display().lower()}.")
             save_and_next = form.cleaned_data.get("save_and_next", False)
             return redirect(_redirect_target(request, scan, save_and_next=save_and_next))
@@ -280,6 +276,7 @@ def scan_review(request, name):
 
 
 def _render_row(request, scan, form):
+    # Without a bound form the row template writes out a blank one.
     scan.images = selectors.qc_images(scan)
     scan.review_form = form
     return render(request, "qc/_scan_row.html", {"scan": scan, "can_review": True})

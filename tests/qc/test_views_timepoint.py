@@ -1,11 +1,16 @@
 import re
 
 import pytest
+from django.template import Context, Template
+from django.template.loader import render_to_string
 from django.urls import reverse
+from pytest_django.asserts import assertHTMLEqual
 
 from accounts.models import Role, StudyMembership
 from qc.compliance_services import compute_header_diffs, dismiss_missing_scans
-from qc.models import QCState
+from qc.models import QCState, with_qc_state
+from qc.views import _row_form
+from studies.models import Scan
 from tests.qc.compliance_factories import GoldStandardFactory
 from tests.qc.factories import ScanReviewFactory
 from tests.qc.scenarios import fill_session, make_study_site, timepoint_with_sessions
@@ -73,6 +78,20 @@ def test_timepoint_scan_table(reviewer_client, session):
     assert ">65<" in rst_row
     assert 'data-state="approved"' in scan_row(response.text, t1)
     assert 'data-state="new"' in scan_row(response.text, dti)
+
+
+@pytest.mark.parametrize("reviewed", [True, False])
+def test_blank_row_form_matches_crispy(session, reviewed):
+    scan = session.filled_scans[0] if reviewed else ScanFactory(session=session, series=20)
+    scan = with_qc_state(Scan.objects.filter(pk=scan.pk)).get()
+
+    written = render_to_string("qc/_review_form_row.html", {"scan": scan})
+    crispy = Template("{% load crispy_forms_tags %}{% crispy form %}").render(
+        Context({"form": _row_form(scan)})
+    )
+
+    assertHTMLEqual(written, crispy)
+    assert (f'value="{scan.qc_review_id}"' in written) is reviewed
 
 
 def test_timepoint_rows_in_series_order(reviewer_client, session):
