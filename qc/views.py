@@ -136,8 +136,8 @@ def render_timepoint_page(request, name, **notes_forms):
         name,
         queryset=selectors.timepoint_for_page(permissions.visible_timepoints(request.user)),
     )
-    selectors.prepare_timepoint(timepoint)
     compliance_selectors.attach_session_compliance(timepoint.session_list)
+    selectors.prepare_timepoint(timepoint)
     surveys_for_sessions(timepoint.session_list)
     pipeline_selectors.attach_download_jobs(timepoint.session_list)
     pipeline_links = pipeline_selectors.timepoint_links(

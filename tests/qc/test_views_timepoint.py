@@ -263,17 +263,16 @@ def test_timepoint_query_count(reviewer_client, reviewer, django_assert_num_quer
     first = timepoint.sessions.get(number=1)
     dismiss_missing_scans(first, reviewer=reviewer, reason="The participant felt unwell.")
 
-    # 1 session, 2 user, 3 timepoint with study and site, 4 sessions with sign-off status,
-    # 5 scans with QC state, tag and source, 6 task files, 7 expected scans of the study site.
-    # The compliance badges add 8 expected scans, 9 scan count per session and tag,
-    # 10 missing-scan dismissals with reviewers, 11 header diff count per session and status.
-    # The REDCap panel adds 12 sessions with their study sites, 13 survey links with records,
-    # 14 survey dismissals. The notes sections add 15 comments with authors, 16 incidental
-    # findings the user may see, 17 history (one union); comment revisions and finding notes
-    # are fetched only when there are comments or findings. The issues panel adds 18 the
-    # study's issue tracker (none here). 19 download jobs of the sessions (their runs only when
-    # there are jobs), 20 the study's pipeline pages.
-    with django_assert_num_queries(20):
+    # 1 session, 2 user, 3 timepoint with study, the study's issue tracker (none here) and
+    # site, 4 sessions with sign-off status, 5 scans with QC state, tag and source, 6 task
+    # files. The compliance badges add 7 expected scans of the study site, 8 missing-scan
+    # dismissals with reviewers, 9 header diff count per session and status. They count the
+    # scans per tag from the scans already loaded. The REDCap panel adds 10 survey links with
+    # records, 11 survey dismissals. The notes sections add 12 comments with authors,
+    # 13 incidental findings the user may see, 14 history (one union); comment revisions and
+    # finding notes are fetched only when there are comments or findings. 15 download jobs of
+    # the sessions (their runs only when there are jobs), 16 the study's pipeline pages.
+    with django_assert_num_queries(16):
         response = reviewer_client.get(timepoint_url(timepoint.name))
 
     assert response.status_code == 200
