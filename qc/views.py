@@ -191,7 +191,7 @@ def _render_scan_page(request, scan, form):
         "volume": volume_selectors.scan_volume(scan, source_visible=source_visible),
         "sidecar_rows": selectors.sidecar_rows(scan.sidecar),
         "reviews": selectors.review_history(scan),
-        "history": history.history_preview(history.scan_history(scan)),
+        "history": history.scan_history_preview(scan),
         "source_visible": source_visible,
         "can_review": permissions.can_review(request.user, study, site),
         "can_resolve_deviations": permissions.can_resolve_deviations(request.user, study, site),
