@@ -16,7 +16,7 @@ from integrations.models import (
     XnatPush,
     xnat_configured_filter,
 )
-from studies.models import StudySite
+from studies.models import Study, StudySite
 
 
 @dataclass
@@ -36,9 +36,11 @@ def issues_panel(user, timepoint):
     """Return the IssuesPanel of a timepoint, and queue a refresh when the list is stale.
 
     Runs 1 query without a tracker and 2 with one, plus the refresh's writes when it is due.
-    The page never waits for the tracker: it shows the stored list and its age.
+    The tracker's query is skipped when the timepoint's study comes with `issue_tracker`
+    loaded (`select_related("study__issue_tracker")`). The page never waits for the tracker:
+    it shows the stored list and its age.
     """
-    tracker = services.enabled_tracker(timepoint.study_id)
+    tracker = _enabled_tracker(timepoint.study)
     if tracker is None:
         return IssuesPanel(is_enabled=False)
     cached = TimepointIssues.objects.filter(timepoint=timepoint).first()
@@ -60,6 +62,14 @@ def issues_panel(user, timepoint):
     elif cached is not None and cached.refresh_queued_at is not None:
         panel.is_refreshing = True
     return panel
+
+
+def _enabled_tracker(study):
+    if not Study.issue_tracker.is_cached(study):
+        return services.enabled_tracker(study.pk)
+    # A study without a tracker raises RelatedObjectDoesNotExist, an AttributeError.
+    tracker = getattr(study, "issue_tracker", None)
+    return tracker if tracker is not None and tracker.is_enabled else None
 
 
 def _refresh_due(cached, now):

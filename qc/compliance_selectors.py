@@ -197,8 +197,9 @@ def scan_expectations(sessions):
     (`phantom_count` for a phantom). A tag is unexpected when the study site has no
     ExpectedScan for it, or one whose count for this kind of session is 0. A session without
     scans is short of every expected tag. Runs four queries: the sessions (skipped when every
-    session comes with its timepoint loaded), the expected counts, the scan counts per tag and
-    the dismissals.
+    session comes with its timepoint loaded), the expected counts, the scan counts per tag
+    (skipped when every session comes with `scan_list`, all its scans with their scan types, as
+    `qc.selectors.timepoint_for_page` loads them) and the dismissals.
     """
     session_pks = [getattr(session, "pk", session) for session in sessions]
     if not session_pks:
@@ -221,14 +222,18 @@ def scan_expectations(sessions):
         expected[row.study_site_id].append(row)
 
     tag_counts = defaultdict(dict)
-    counted = (
-        Scan.objects.filter(session_id__in=session_pks)
-        .order_by()
-        .values_list("session_id", "scantype__tag")
-        .annotate(scan_count=Count("pk"))
-    )
-    for session_pk, tag, scan_count in counted:
-        tag_counts[session_pk][tag] = scan_count
+    if all(hasattr(session, "scan_list") for session in sessions):
+        for session in sessions:
+            tag_counts[session.pk] = Counter(scan.scantype.tag for scan in session.scan_list)
+    else:
+        counted = (
+            Scan.objects.filter(session_id__in=session_pks)
+            .order_by()
+            .values_list("session_id", "scantype__tag")
+            .annotate(scan_count=Count("pk"))
+        )
+        for session_pk, tag, scan_count in counted:
+            tag_counts[session_pk][tag] = scan_count
 
     dismissals = {}
     dismissal_rows = (
@@ -282,7 +287,8 @@ class SessionCompliance:
 
 
 def attach_session_compliance(sessions):
-    """Set `compliance` (a SessionCompliance) on each session; runs five queries in all."""
+    """Set `compliance` (a SessionCompliance) on each session; runs at most five queries in all
+    (`scan_expectations` says which ones preloaded sessions skip)."""
     sessions = list(sessions)
     if not sessions:
         return sessions

@@ -8,6 +8,7 @@ of history costs one query whatever its length or mix of kinds.
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import (
     BooleanField,
     Case,
@@ -224,41 +225,49 @@ def _union(parts):
     return first.union(*rest, all=True).order_by("-event_at", "-event_kind", "-event_id")
 
 
-def _scope_of_timepoint(timepoint):
+def _timepoint_scope(*, timepoint_id):
     # A linked scan's reviews are recorded on its source scan, so those are the timepoint's too.
-    review_targets = Scan.objects.filter(session__timepoint_id=timepoint.pk).values(
+    review_targets = Scan.objects.filter(session__timepoint_id=timepoint_id).values(
         target=Coalesce("source_id", "id")
     )
     return {
         "reviewed_scans": Q(scan_id__in=review_targets),
-        "diffs": Q(header_diff__scan__session__timepoint_id=timepoint.pk),
-        "sessions": Q(session__timepoint_id=timepoint.pk),
-        "timepoint_id": timepoint.pk,
+        "diffs": Q(header_diff__scan__session__timepoint_id=timepoint_id),
+        "sessions": Q(session__timepoint_id=timepoint_id),
+        "timepoint_id": timepoint_id,
     }
 
 
-def _scope_of_scan(scan):
+def _scan_scope(*, review_target_id, scan_id, session_id, timepoint_id):
     """Return the filters of a scan's history: its reviews (its source's when linked) and
     deviation resolutions, its session's sign-off and dismissals, its timepoint's comments."""
-    session = scan.session
     return {
-        "reviewed_scans": Q(scan_id=scan.review_target_id),
-        "diffs": Q(header_diff__scan_id=scan.pk),
-        "sessions": Q(session_id=session.pk),
-        "timepoint_id": session.timepoint_id,
+        "reviewed_scans": Q(scan_id=review_target_id),
+        "diffs": Q(header_diff__scan_id=scan_id),
+        "sessions": Q(session_id=session_id),
+        "timepoint_id": timepoint_id,
+    }
+
+
+def _scan_ids(scan):
+    return {
+        "review_target_id": scan.review_target_id,
+        "scan_id": scan.pk,
+        "session_id": scan.session_id,
+        "timepoint_id": scan.session.timepoint_id,
     }
 
 
 def timepoint_history(timepoint):
     """Return the unevaluated history rows of the timepoint, newest first (one query to read
     a slice, one more to count them). `history_events` turns rows into HistoryEvents."""
-    return _union(_parts(**_scope_of_timepoint(timepoint)))
+    return _union(_parts(**_timepoint_scope(timepoint_id=timepoint.pk)))
 
 
 def scan_history(scan):
     """Return the unevaluated history rows of the scan, like `timepoint_history`. Needs
     `scan.session` loaded."""
-    return _union(_parts(**_scope_of_scan(scan)))
+    return _union(_parts(**_scan_scope(**_scan_ids(scan))))
 
 
 def _display_name(row):
@@ -304,4 +313,109 @@ class HistoryPreview:
 def history_preview(rows, *, length=HISTORY_PREVIEW_LENGTH):
     """Read the newest `length` events of `rows` in one query, plus whether more exist."""
     fetched = list(rows[: length + 1])
+    return _preview(fetched, length)
+
+
+def _preview(fetched, length):
     return HistoryPreview(events=history_events(fetched[:length]), has_more=len(fetched) > length)
+
+
+def timepoint_history_preview(timepoint, *, length=HISTORY_PREVIEW_LENGTH):
+    """Return `history_preview(timepoint_history(timepoint))` in one query whose SQL is built
+    once per process (see `_CompiledPreview`)."""
+    return _preview(_run_preview(_timepoint_scope, {"timepoint_id": timepoint.pk}, length), length)
+
+
+def scan_history_preview(scan, *, length=HISTORY_PREVIEW_LENGTH):
+    """Return `history_preview(scan_history(scan))` in one query whose SQL is built once per
+    process. Needs `scan.session` loaded."""
+    return _preview(_run_preview(_scan_scope, _scan_ids(scan), length), length)
+
+
+# --- Previews compiled once -----------------------------------------------------------------
+
+# Stand-ins for the ids of a preview's scope while its SQL is compiled. Primary keys are
+# positive and the query's other parameters are texts, booleans and 0, so a parameter equal to
+# a stand-in is that id.
+_STAND_IN_IDS = {
+    "timepoint_id": -1_000_001,
+    "scan_id": -1_000_002,
+    "review_target_id": -1_000_003,
+    "session_id": -1_000_004,
+}
+
+
+@dataclass(frozen=True)
+class _CompiledPreview:
+    """The SQL of a history preview, compiled with stand-in ids, and where the real ids go.
+
+    Building and compiling the six-part union through the ORM took about 7 ms of CPU per page,
+    and running the compiled SQL about 0.6 ms (large benchmark database, 2-core machine), so
+    the timepoint and scan pages reuse the SQL with their own ids. `columns` are the selected
+    expressions, whose database converters (datetimes and booleans on SQLite) are applied as
+    the ORM would.
+    """
+
+    sql: str
+    params: tuple
+    id_positions: tuple
+    columns: tuple
+
+
+# Compiled previews of the default database by scope function and length, filled on first use.
+_compiled_previews = {}
+
+
+def _compile_preview(scope, id_names, length, connection):
+    stand_ins = {name: _STAND_IN_IDS[name] for name in id_names}
+    queryset = _union(_parts(**scope(**stand_ins)))[: length + 1]
+    compiler = queryset.query.get_compiler(connection=connection)
+    sql, params = compiler.as_sql()
+    names_by_stand_in = {value: name for name, value in stand_ins.items()}
+    id_positions = tuple(
+        (index, names_by_stand_in[value])
+        for index, value in enumerate(params)
+        if type(value) is int and value in names_by_stand_in
+    )
+    missing = set(id_names) - {name for _, name in id_positions}
+    if missing:
+        # The ORM wrote the id into the SQL text, so the SQL cannot be reused with another id.
+        raise RuntimeError(
+            f"The compiled history preview SQL takes no parameter for {sorted(missing)}; "
+            f"build the preview with history_preview() instead."
+        )
+    columns = tuple(column for column, _sql, _alias in compiler.select[: compiler.col_count])
+    return _CompiledPreview(sql, tuple(params), id_positions, columns)
+
+
+def _run_preview(scope, ids, length):
+    """Return the newest `length + 1` history rows of the scope (`ids` are its keyword
+    arguments) as dicts, like the ORM's `values()` rows."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    key = (scope, length)
+    compiled = _compiled_previews.get(key)
+    if compiled is None:
+        compiled = _compile_preview(scope, sorted(ids), length, connection)
+        _compiled_previews[key] = compiled
+
+    params = list(compiled.params)
+    for index, name in compiled.id_positions:
+        params[index] = ids[name]
+    with connection.cursor() as cursor:
+        cursor.execute(compiled.sql, params)
+        names = [column[0] for column in cursor.description]
+        rows = cursor.fetchall()
+
+    converters = []
+    for index, column in enumerate(compiled.columns):
+        functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if functions:
+            converters.append((index, functions, column))
+    result = []
+    for row in rows:
+        values = list(row)
+        for index, functions, column in converters:
+            for convert in functions:
+                values[index] = convert(values[index], column, connection)
+        result.append(dict(zip(names, values, strict=True)))
+    return result

@@ -63,7 +63,7 @@ def notes_context(request, timepoint, *, comment_form=None, finding_form=None, b
             )
 
     return {
-        "history": history.history_preview(history.timepoint_history(timepoint)),
+        "history": history.timepoint_history_preview(timepoint),
         "comments": comments,
         "live_comment_count": sum(1 for comment in comments if not comment.is_deleted),
         "can_comment": can_comment,

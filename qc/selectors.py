@@ -6,7 +6,7 @@ grow with the number of rows on it.
 """
 
 import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db.models import (
@@ -208,11 +208,11 @@ def timepoint_for_page(timepoints):
     """Timepoints with everything the timepoint page shows preloaded.
 
     `session_list` contains the sessions (`sessions_with_status` annotations), each session's
-    `scan_list` its scans (`scans_for_review_table`) and `task_file_list` its task files; the
-    study site's expected scans are prefetched too. Call `prepare_timepoint` on the fetched
-    timepoint.
+    `scan_list` its scans (`scans_for_review_table`) and `task_file_list` its task files. The
+    study comes with its issue tracker (or None) for the issues panel. Call `prepare_timepoint`
+    on the fetched timepoint.
     """
-    return timepoints.select_related("study", "study_site__site").prefetch_related(
+    return timepoints.select_related("study__issue_tracker", "study_site__site").prefetch_related(
         Prefetch("sessions", queryset=sessions_with_status(), to_attr="session_list"),
         Prefetch("session_list__scans", queryset=scans_for_review_table(), to_attr="scan_list"),
         Prefetch(
@@ -220,21 +220,17 @@ def timepoint_for_page(timepoints):
             queryset=TaskFile.objects.order_by("path"),
             to_attr="task_file_list",
         ),
-        Prefetch(
-            "study_site__expected_scans",
-            queryset=ExpectedScan.objects.select_related("scantype"),
-            to_attr="expected_list",
-        ),
     )
 
 
 def prepare_timepoint(timepoint):
-    """Set `missing_scans` on each session and `images` on each scan, from preloaded rows."""
+    """Set `missing_scans` on each session and `images` on each scan, from preloaded rows.
+
+    The sessions need `compliance` (`qc.compliance_selectors.attach_session_compliance`), whose
+    expectations list the missing scans.
+    """
     for session in timepoint.session_list:
-        tag_counts = Counter(scan.scantype.tag for scan in session.scan_list)
-        session.missing_scans = find_missing_scans(
-            timepoint.study_site.expected_list, tag_counts, is_phantom=timepoint.is_phantom
-        )
+        session.missing_scans = session.compliance.expectations.missing
         for scan in session.scan_list:
             scan.images = qc_images(scan)
 

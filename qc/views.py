@@ -136,8 +136,8 @@ def render_timepoint_page(request, name, **notes_forms):
         name,
         queryset=selectors.timepoint_for_page(permissions.visible_timepoints(request.user)),
     )
-    selectors.prepare_timepoint(timepoint)
     compliance_selectors.attach_session_compliance(timepoint.session_list)
+    selectors.prepare_timepoint(timepoint)
     surveys_for_sessions(timepoint.session_list)
     pipeline_selectors.attach_download_jobs(timepoint.session_list)
     pipeline_links = pipeline_selectors.timepoint_links(
@@ -148,10 +148,6 @@ def render_timepoint_page(request, name, **notes_forms):
             1 for scan in session.scan_list if scan.conversion_errors
         )
     can_review = permissions.can_review(request.user, timepoint.study, timepoint.site)
-    if can_review:
-        for session in timepoint.session_list:
-            for scan in session.scan_list:
-                scan.review_form = _row_form(scan)
     return render(
         request,
         "qc/timepoint_detail.html",
@@ -195,7 +191,7 @@ def _render_scan_page(request, scan, form):
         "volume": volume_selectors.scan_volume(scan, source_visible=source_visible),
         "sidecar_rows": selectors.sidecar_rows(scan.sidecar),
         "reviews": selectors.review_history(scan),
-        "history": history.history_preview(history.scan_history(scan)),
+        "history": history.scan_history_preview(scan),
         "source_visible": source_visible,
         "can_review": permissions.can_review(request.user, study, site),
         "can_resolve_deviations": permissions.can_resolve_deviations(request.user, study, site),
@@ -263,7 +259,7 @@ def scan_review(request, name):
             if htmx:
                 # Fetch the row again so it shows the state just saved.
                 scan = permissions.get_scan(request.user, name, queryset=selectors.scans_for_row())
-                return _render_row(request, scan, _row_form(scan))
+                return _render_row(request, scan, None)
             messages.success(request, f"{scan.name} marked {review.get_state_display().lower()}.")
             save_and_next = form.cleaned_data.get("save_and_next", False)
             return redirect(_redirect_target(request, scan, save_and_next=save_and_next))
@@ -280,6 +276,7 @@ def scan_review(request, name):
 
 
 def _render_row(request, scan, form):
+    # Without a bound form the row template writes out a blank one.
     scan.images = selectors.qc_images(scan)
     scan.review_form = form
     return render(request, "qc/_scan_row.html", {"scan": scan, "can_review": True})

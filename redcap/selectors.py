@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from redcap.models import RedcapRecord, SessionSurvey, SurveyDismissal
-from studies.models import Session
+from studies.models import Session, Timepoint
 
 
 @dataclass(frozen=True)
@@ -29,13 +29,17 @@ class SurveyPanel:
 def surveys_for_sessions(sessions):
     """Return {session pk: SurveyPanel} for sessions, in three queries whatever their number.
 
-    The queries: the sessions' names and whether they expect a survey, their survey links with
-    the records and configurations, and their dismissals with who dismissed them. Each Session
-    object passed in also gets the panel as its `redcap_panel` attribute, for templates.
+    The queries: the sessions' names and whether they expect a survey (skipped when every
+    session comes with its timepoint and the timepoint's study site loaded), their survey links
+    with the records and configurations, and their dismissals with who dismissed them. Each
+    Session object passed in also gets the panel as its `redcap_panel` attribute, for templates.
     """
     sessions = list(sessions)
     ids = [session.pk for session in sessions]
-    rows = Session.objects.filter(pk__in=ids).select_related("timepoint__study_site")
+    if all(_study_site_loaded(session) for session in sessions):
+        rows = sessions
+    else:
+        rows = Session.objects.filter(pk__in=ids).select_related("timepoint__study_site")
     links = {
         link.session_id: link
         for link in SessionSurvey.objects.filter(session_id__in=ids).select_related(
@@ -74,6 +78,12 @@ def surveys_for_sessions(sessions):
     for session in sessions:
         session.redcap_panel = panels.get(session.pk)
     return panels
+
+
+def _study_site_loaded(session):
+    return Session.timepoint.is_cached(session) and Timepoint.study_site.is_cached(
+        session.timepoint
+    )
 
 
 def unmatched_records():

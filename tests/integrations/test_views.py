@@ -59,14 +59,23 @@ def test_panel_off_without_tracker(reviewer_client, tracker_study):
     assert NEW_ISSUE_URL not in response.content.decode()
 
 
+def test_panel_off_with_disabled_tracker(reviewer_client, tracker):
+    IssueTracker.objects.update(is_enabled=False)
+
+    panel = panel_of(reviewer_client.get(TIMEPOINT_URL))
+
+    assert 'data-state="off"' in panel
+    assert "No issue tracker is set up for SPINS." in panel
+
+
 @pytest.mark.parametrize("count", [1, 20])
 def test_panel_query_count(reviewer_client, tracker, django_assert_num_queries, count):
     cache_issues(tracker.timepoint, count)
 
-    # The timepoint page runs 20 queries without a tracker (tests/qc/test_views_timepoint.py
-    # names them). The issues panel adds 21, the stored issues, and the count does not grow
-    # with the number of issues.
-    with django_assert_num_queries(21):
+    # The timepoint page runs 16 queries (tests/qc/test_views_timepoint.py names them), and
+    # loads the tracker with the timepoint. The issues panel adds 17, the stored issues, and
+    # the count does not grow with the number of issues.
+    with django_assert_num_queries(17):
         response = reviewer_client.get(TIMEPOINT_URL)
 
     panel = panel_of(response)

@@ -228,9 +228,9 @@ def test_timepoint_query_count_with_jobs(
         )
     page(study_site.study, scope=PageScope.SESSION, url_template="https://h/{session}").save()
 
-    # The 20 queries of the timepoint page (tests/qc/test_views_timepoint.py names them), and
-    # 21 the runs of the download jobs, fetched only when there are jobs.
-    with django_assert_num_queries(21):
+    # The 16 queries of the timepoint page (tests/qc/test_views_timepoint.py names them), and
+    # 17 the runs of the download jobs, fetched only when there are jobs.
+    with django_assert_num_queries(17):
         response = reviewer_client.get(reverse("qc:timepoint_detail", args=[TIMEPOINT]))
 
     text = response.content.decode()

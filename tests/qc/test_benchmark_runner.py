@@ -14,7 +14,7 @@ from qc import benchmark_data
 QUERY_BUDGETS = {
     "home (study list)": 4,
     "study overview": 12,
-    "timepoint page": 20,
+    "timepoint page": 16,
     "scan page": 9,
     "search, narrow term": 5,
     "search, broad term": 5,

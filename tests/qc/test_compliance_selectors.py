@@ -152,6 +152,21 @@ def test_scan_expectations_query_count():
     assert scan_expectations(pks) == scan_expectations(sessions)
 
 
+def test_scan_expectations_from_loaded_scans():
+    sessions = sessions_with_scans(3)
+    ScanFactory(session=sessions[0], scantype=ScantypeFactory(tag="FLAIR"), series=9)
+    for session in sessions:
+        session.scan_list = list(session.scans.select_related("scantype"))
+
+    # The scan counts per tag come from `scan_list`, so only the expected counts and the
+    # dismissals are queried.
+    assert count_queries(scan_expectations, sessions) == 2
+    result = scan_expectations(sessions)
+    assert result == scan_expectations([session.pk for session in sessions])
+    assert [item.tag for item in result[sessions[0].pk].unexpected] == ["FLAIR"]
+    assert missing_tags(result[sessions[1].pk]) == [("DTI60-1000", 1, 0)]
+
+
 def test_attach_session_compliance_counts():
     sessions = attach_session_compliance(sessions_with_scans(2))
 

@@ -196,3 +196,40 @@ def test_history_empty(world):
 
     assert preview.events == []
     assert preview.has_more is False
+
+
+def test_compiled_previews_match_orm(world, django_assert_num_queries):
+    every_kind(world)
+    ScanReviewFactory(scan=world["other"], reviewer=world["reviewer"])
+    linked = ScanFactory(session=SessionFactory(), source=world["other"], series=4)
+    ScanReviewFactory(scan=ScanFactory(session=linked.session, series=5), reviewer=world["plain"])
+    timepoints = [world["session"].timepoint, linked.session.timepoint]
+    scans = [world["scan"], world["sibling"], world["other"], linked]
+
+    # The first preview of each kind compiles its SQL, and later ones reuse it with their ids.
+    for timepoint in timepoints:
+        with django_assert_num_queries(1):
+            preview = history.timepoint_history_preview(timepoint)
+        assert preview.events
+        assert preview == history.history_preview(history.timepoint_history(timepoint))
+    for scan in scans:
+        with django_assert_num_queries(1):
+            preview = history.scan_history_preview(scan)
+        assert preview.events
+        assert preview == history.history_preview(history.scan_history(scan))
+
+
+def test_compiled_preview_bounded(world):
+    for index in range(history.HISTORY_PREVIEW_LENGTH + 1):
+        review = ScanReviewFactory(scan=world["scan"], reviewer=world["reviewer"])
+        at_minute(ScanReview, review.pk, index)
+
+    preview = history.scan_history_preview(world["scan"])
+    short = history.scan_history_preview(world["scan"], length=3)
+
+    assert len(preview.events) == history.HISTORY_PREVIEW_LENGTH
+    assert preview.has_more is True
+    assert preview.events[0].at == START + timedelta(minutes=history.HISTORY_PREVIEW_LENGTH)
+    assert [event.event_id for event in short.events] == [
+        event.event_id for event in preview.events[:3]
+    ]

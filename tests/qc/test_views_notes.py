@@ -420,10 +420,10 @@ def test_timepoint_page_query_count_with_notes(
 ):
     add_events(timepoint, reviewer, count)
 
-    # The 20 queries of the timepoint page (as in test_timepoint_query_count), and, because
-    # there are comments and findings, 21 the comments' revisions, 22 the findings' notes and
-    # 23 whether the reviewer is a study contact (to follow findings up).
-    with django_assert_num_queries(23):
+    # The 16 queries of the timepoint page (as in test_timepoint_query_count), and, because
+    # there are comments and findings, 17 the comments' revisions, 18 the findings' notes and
+    # 19 whether the reviewer is a study contact (to follow findings up).
+    with django_assert_num_queries(19):
         response = reviewer_client.get(page_url(timepoint))
 
     assert len(response.context["comments"]) == count

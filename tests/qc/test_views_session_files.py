@@ -149,9 +149,9 @@ def test_timepoint_query_count_with_files(
     for number in range(2, count + 1):
         add_files(SessionFactory(timepoint=timepoint, number=number))
 
-    # The same 20 queries as without files (see test_views_timepoint): the task files of every
+    # The same 16 queries as without files (see test_views_timepoint): the task files of every
     # session come in one prefetch, and the tech notes are columns of the session.
-    with django_assert_num_queries(20):
+    with django_assert_num_queries(16):
         response = reviewer_client.get(timepoint_url(timepoint.name))
 
     assert response.text.count('data-file="tech-notes"') == count

@@ -1,11 +1,16 @@
 import re
 
 import pytest
+from django.template import Context, Template
+from django.template.loader import render_to_string
 from django.urls import reverse
+from pytest_django.asserts import assertHTMLEqual
 
 from accounts.models import Role, StudyMembership
 from qc.compliance_services import compute_header_diffs, dismiss_missing_scans
-from qc.models import QCState
+from qc.models import QCState, with_qc_state
+from qc.views import _row_form
+from studies.models import Scan
 from tests.qc.compliance_factories import GoldStandardFactory
 from tests.qc.factories import ScanReviewFactory
 from tests.qc.scenarios import fill_session, make_study_site, timepoint_with_sessions
@@ -73,6 +78,20 @@ def test_timepoint_scan_table(reviewer_client, session):
     assert ">65<" in rst_row
     assert 'data-state="approved"' in scan_row(response.text, t1)
     assert 'data-state="new"' in scan_row(response.text, dti)
+
+
+@pytest.mark.parametrize("reviewed", [True, False])
+def test_blank_row_form_matches_crispy(session, reviewed):
+    scan = session.filled_scans[0] if reviewed else ScanFactory(session=session, series=20)
+    scan = with_qc_state(Scan.objects.filter(pk=scan.pk)).get()
+
+    written = render_to_string("qc/_review_form_row.html", {"scan": scan})
+    crispy = Template("{% load crispy_forms_tags %}{% crispy form %}").render(
+        Context({"form": _row_form(scan)})
+    )
+
+    assertHTMLEqual(written, crispy)
+    assert (f'value="{scan.qc_review_id}"' in written) is reviewed
 
 
 def test_timepoint_rows_in_series_order(reviewer_client, session):
@@ -244,17 +263,16 @@ def test_timepoint_query_count(reviewer_client, reviewer, django_assert_num_quer
     first = timepoint.sessions.get(number=1)
     dismiss_missing_scans(first, reviewer=reviewer, reason="The participant felt unwell.")
 
-    # 1 session, 2 user, 3 timepoint with study and site, 4 sessions with sign-off status,
-    # 5 scans with QC state, tag and source, 6 task files, 7 expected scans of the study site.
-    # The compliance badges add 8 expected scans, 9 scan count per session and tag,
-    # 10 missing-scan dismissals with reviewers, 11 header diff count per session and status.
-    # The REDCap panel adds 12 sessions with their study sites, 13 survey links with records,
-    # 14 survey dismissals. The notes sections add 15 comments with authors, 16 incidental
-    # findings the user may see, 17 history (one union); comment revisions and finding notes
-    # are fetched only when there are comments or findings. The issues panel adds 18 the
-    # study's issue tracker (none here). 19 download jobs of the sessions (their runs only when
-    # there are jobs), 20 the study's pipeline pages.
-    with django_assert_num_queries(20):
+    # 1 session, 2 user, 3 timepoint with study, the study's issue tracker (none here) and
+    # site, 4 sessions with sign-off status, 5 scans with QC state, tag and source, 6 task
+    # files. The compliance badges add 7 expected scans of the study site, 8 missing-scan
+    # dismissals with reviewers, 9 header diff count per session and status. They count the
+    # scans per tag from the scans already loaded. The REDCap panel adds 10 survey links with
+    # records, 11 survey dismissals. The notes sections add 12 comments with authors,
+    # 13 incidental findings the user may see, 14 history (one union); comment revisions and
+    # finding notes are fetched only when there are comments or findings. 15 download jobs of
+    # the sessions (their runs only when there are jobs), 16 the study's pipeline pages.
+    with django_assert_num_queries(16):
         response = reviewer_client.get(timepoint_url(timepoint.name))
 
     assert response.status_code == 200

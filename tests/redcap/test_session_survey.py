@@ -81,6 +81,29 @@ def test_panel_query_count(study_site, ra, django_assert_num_queries, count):
     assert len(panels) == count
 
 
+def test_panel_loaded_sessions_query_count(study_site, ra, django_assert_num_queries):
+    with_survey = SessionFactory(timepoint=TimepointFactory(study_site=study_site))
+    SessionSurveyFactory(session=with_survey)
+    dismissed = SessionFactory(timepoint=TimepointFactory(study_site=study_site))
+    SurveyDismissalFactory(session=dismissed, dismissed_by=ra)
+    missing = SessionFactory(timepoint=TimepointFactory(study_site=study_site))
+    pks = [with_survey.pk, dismissed.pk, missing.pk]
+    Session = type(missing)
+    fetched = list(Session.objects.filter(pk__in=pks).order_by("pk"))
+    loaded = list(
+        Session.objects.filter(pk__in=pks).select_related("timepoint__study_site").order_by("pk")
+    )
+
+    expected = surveys_for_sessions(fetched)
+    # Sessions that come with their timepoints and study sites need no query of their own:
+    # 1 links with record and configuration, 2 dismissals with who dismissed them.
+    with django_assert_num_queries(2):
+        panels = surveys_for_sessions(loaded)
+
+    assert panels == expected
+    assert [panels[pk].state for pk in pks] == ["survey", "dismissed", "missing"]
+
+
 # Partial
 
 
