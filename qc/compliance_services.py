@@ -61,7 +61,23 @@ STANDARDS_FOLDER = Path("metadata", "standards")
 COMPARISON_VERSION = 1
 
 DIFFUSION_QC_TYPE = "dti"
-SESSIONS_PER_BATCH = 200
+# Sessions compared in one transaction. Their rows stay locked until it commits, so a batch is
+# kept small enough not to hold up a reviewer's sign-off for long.
+SESSIONS_PER_BATCH = 50
+# Rows per UPDATE when stored diffs are rewritten. bulk_update writes one CASE branch per row
+# into every column, so PostgreSQL's work per statement grows with the square of the rows.
+DIFFS_PER_UPDATE = 500
+# The HeaderDiff fields that a comparison sets.
+DIFF_VALUE_FIELDS = (
+    "status",
+    "diff",
+    "deviating_fields",
+    "scan_converter",
+    "standard_converter",
+    "fingerprint",
+    "computed_at",
+    "is_current",
+)
 
 
 class ComplianceError(QCError):
@@ -387,6 +403,15 @@ class _ComparisonContext:
         self.study_level = levels.pop(None, None)
         self.site_levels = levels
         self.settings_by_site = {}
+        self.fingerprints = {}
+
+    def fingerprint_for(self, standard, site_id, check_bvals):
+        """Return `fingerprint` for a standard, a site's settings and the b-value switch,
+        computed once per combination."""
+        key = (standard.pk if standard else None, site_id, check_bvals)
+        if key not in self.fingerprints:
+            self.fingerprints[key] = fingerprint(standard, self.settings_for(site_id), check_bvals)
+        return self.fingerprints[key]
 
     def settings_for(self, site_id):
         if site_id not in self.settings_by_site:
@@ -415,8 +440,7 @@ def compute_header_diffs(study, *, session_ids=(), force=False, dry_run=False, p
     with transaction.atomic() if dry_run else nullcontext():
         for start in range(0, len(session_pks), SESSIONS_PER_BATCH):
             batch = session_pks[start : start + SESSIONS_PER_BATCH]
-            for session_pk in batch:
-                _compute_session(context, session_pk, force, result)
+            _compute_sessions(context, batch, force, result)
             if progress is not None:
                 progress(start + len(batch), len(session_pks))
         if dry_run:
@@ -426,11 +450,16 @@ def compute_header_diffs(study, *, session_ids=(), force=False, dry_run=False, p
 
 
 def compute_header_diffs_for_sessions(study, sessions, *, force=False):
-    """Compute the outdated header diffs of some sessions of a study; return a DiffRunResult."""
+    """Compute the outdated header diffs of some sessions of a study; return a DiffRunResult.
+
+    The sessions are compared in batches of SESSIONS_PER_BATCH, each in one transaction, so the
+    number of queries depends on the number of batches, not on the number of scans.
+    """
     result = DiffRunResult(study=study.nickname, sessions=len(sessions))
     context = _ComparisonContext(study)
-    for session in sessions:
-        _compute_session(context, session.pk, force, result)
+    session_pks = [session.pk for session in sessions]
+    for start in range(0, len(session_pks), SESSIONS_PER_BATCH):
+        _compute_sessions(context, session_pks[start : start + SESSIONS_PER_BATCH], force, result)
     return result
 
 
@@ -483,15 +512,22 @@ def _select_sessions(study, session_ids):
     return [found[key] for key in keys]
 
 
-def _compute_session(context, session_pk, force, result):
+def _compute_sessions(context, session_pks, force, result):
+    """Compute and store the outdated diffs of the scans of some sessions, in one transaction."""
     with transaction.atomic():
-        # Locking the session orders two runs over the same scans (an import's signal and the
-        # command), so at most one diff per scan is current.
-        session = Session.objects.select_for_update().filter(pk=session_pk).first()
-        if session is None:
+        # Locking the sessions orders two runs over the same scans (an import's signal and the
+        # command), so at most one diff per scan is current. Both lock in id order, so two
+        # runs with overlapping batches wait for each other instead of deadlocking.
+        locked = list(
+            Session.objects.select_for_update()
+            .filter(pk__in=session_pks)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if not locked:
             return
         scans = list(
-            Scan.objects.filter(session_id=session_pk).select_related(
+            Scan.objects.filter(session_id__in=locked).select_related(
                 "scantype",
                 "session__timepoint__study_site",
                 "source__session__timepoint__study",
@@ -499,27 +535,41 @@ def _compute_session(context, session_pk, force, result):
         )
         current = {
             diff.scan_id: diff
-            for diff in HeaderDiff.objects.current().filter(scan__session_id=session_pk)
+            for diff in HeaderDiff.objects.current().filter(scan__session_id__in=locked)
         }
         repairs = {}
-        newest_first = SidecarRepair.objects.filter(scan__session_id=session_pk)
+        newest_first = SidecarRepair.objects.filter(scan__session_id__in=locked)
         for repair in newest_first.order_by("-created_at", "-id"):
             repairs.setdefault(repair.scan_id, repair)
+
+        computed = []
         for scan in scans:
             scan.sidecar_repair = repairs.get(scan.pk)
-        now = timezone.now()
-        for scan in scans:
-            _compute_scan(context, scan, current.get(scan.pk), force, now, result)
+            diff = _compute_scan(context, scan, current.get(scan.pk), force, result)
+            if diff is not None:
+                computed.append(diff)
+        _store_diffs(computed, timezone.now())
 
 
-def _compute_scan(context, scan, existing, force, now, result):
+@dataclass
+class _ComputedDiff:
+    """A comparison result waiting to be stored, with the scan's current diff (or None)."""
+
+    scan: Scan
+    current: HeaderDiff | None
+    standard_pk: int | None
+    values: dict
+
+
+def _compute_scan(context, scan, existing, force, result):
+    """Compare one scan; return a _ComputedDiff, or None when its current diff is up to date."""
     site_id = scan.session.timepoint.study_site.site_id
     standard = context.standards.get((site_id, scan.scantype_id))
     settings = context.settings_for(site_id)
     check_bvals = standard is not None and (
         scan.scantype.qc_type == DIFFUSION_QC_TYPE or standard.bvals is not None
     )
-    scan_fingerprint = fingerprint(standard, settings, check_bvals)
+    scan_fingerprint = context.fingerprint_for(standard, site_id, check_bvals)
     # NOTE: the scan's .bval file is not part of the fingerprint, so editing it on disk leaves
     # the diff up to date. Run compute_header_diffs with --force after editing .bval files.
     if (
@@ -529,13 +579,22 @@ def _compute_scan(context, scan, existing, force, now, result):
         and existing.computed_at >= scan.updated_at
     ):
         result.counts["up_to_date"] += 1
-        return
+        return None
 
     comparison = _compare_scan(context, scan, standard, settings, check_bvals)
     for warning in comparison.warnings:
         result.warn(warning)
-    _store_diff(scan, existing, standard, comparison, scan_fingerprint, now)
     result.counts[comparison.status.value] += 1
+    values = {
+        "status": comparison.status.value,
+        "diff": comparison.diff,
+        "deviating_fields": comparison.deviating_fields,
+        "scan_converter": converter_version(scan.sidecar),
+        "standard_converter": standard.converter_version if standard else "",
+        "fingerprint": scan_fingerprint,
+        "is_current": True,
+    }
+    return _ComputedDiff(scan, existing, standard.pk if standard else None, values)
 
 
 def _compare_scan(context, scan, standard, settings, check_bvals):
@@ -591,30 +650,54 @@ def _read_scan_bvals(context, scan):
         return None, f"The b-values cannot be checked because {relative} is invalid: {error}."
 
 
-def _store_diff(scan, existing, standard, comparison, scan_fingerprint, now):
-    values = {
-        "status": comparison.status.value,
-        "diff": comparison.diff,
-        "deviating_fields": comparison.deviating_fields,
-        "scan_converter": converter_version(scan.sidecar),
-        "standard_converter": standard.converter_version if standard else "",
-        "fingerprint": scan_fingerprint,
-        "computed_at": now,
-        "is_current": True,
-    }
-    standard_pk = standard.pk if standard else None
-    if existing is not None and existing.gold_standard_id == standard_pk:
-        row = existing
-    else:
-        if existing is not None:
-            HeaderDiff.objects.filter(pk=existing.pk).update(is_current=False)
-        row = HeaderDiff.objects.filter(scan=scan, gold_standard_id=standard_pk).first()
+def _store_diffs(computed, now):
+    """Store computed diffs with a fixed number of queries, whatever their number.
+
+    A scan keeps one row per gold standard. The row for the standard just used is updated, so
+    an earlier row becomes current again, or inserted when there is none. Before that, the
+    scan's current row stops being current when it is for another standard.
+    """
+    if not computed:
+        return
+    replaced = [item for item in computed if _is_other_standard(item)]
+    earlier = {}
+    if replaced:
+        rows = HeaderDiff.objects.filter(scan_id__in=[item.scan.pk for item in replaced])
+        # Only the keys are read, because every value field is overwritten below.
+        for row in rows.only("id", "scan_id", "gold_standard_id"):
+            earlier[(row.scan_id, row.gold_standard_id)] = row
+        stale = [item.current.pk for item in replaced if item.current is not None]
+        if stale:
+            HeaderDiff.objects.filter(pk__in=stale).update(is_current=False)
+
+    updates, inserts = [], []
+    for item in computed:
+        row = item.current
+        if _is_other_standard(item):
+            row = earlier.get((item.scan.pk, item.standard_pk))
         if row is None:
-            return HeaderDiff.objects.create(scan=scan, gold_standard=standard, **values)
-    for name, value in values.items():
-        setattr(row, name, value)
-    row.save(update_fields=list(values))
-    return row
+            inserts.append(
+                HeaderDiff(
+                    scan=item.scan,
+                    gold_standard_id=item.standard_pk,
+                    computed_at=now,
+                    **item.values,
+                )
+            )
+            continue
+        for name, value in item.values.items():
+            setattr(row, name, value)
+        row.computed_at = now
+        updates.append(row)
+    if updates:
+        HeaderDiff.objects.bulk_update(updates, DIFF_VALUE_FIELDS, batch_size=DIFFS_PER_UPDATE)
+    if inserts:
+        HeaderDiff.objects.bulk_create(inserts)
+
+
+def _is_other_standard(item):
+    """Return whether the scan has no current diff, or one against another standard."""
+    return item.current is None or item.current.gold_standard_id != item.standard_pk
 
 
 # --- Deviations and missing scans -------------------------------------------------------------

@@ -361,8 +361,20 @@ class Scan(Hideable):
     sidecar = models.JSONField(null=True, blank=True)
     sidecar_error = models.TextField(blank=True, help_text="Why the sidecar could not be read.")
     sidecar_modified_at = models.DateTimeField(null=True, blank=True)
+    sidecar_stat = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The sidecar's size, mtime (ns) and inode as size:mtime_ns:inode when the "
+        "import last read it; empty when the next import must read it.",
+    )
     conversion_errors = models.TextField(blank=True)
     volumes = models.PositiveIntegerField(null=True, blank=True)
+    nifti_stat = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The NIfTI file's size, mtime (ns) and inode as size:mtime_ns:inode when the "
+        "import last read its header; empty when the next import must read it.",
+    )
     bids_name = models.CharField(max_length=255, blank=True)
     qc_images = models.JSONField(
         default=list,

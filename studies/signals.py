@@ -2,7 +2,9 @@
 
 from django.dispatch import Signal
 
-# Sent by the archive import after the transaction that created or updated sessions commits.
+# Sent by the archive import for sessions it created or updated, after their transactions
+# commit: for up to 50 sessions at a time (`importer.SESSIONS_PER_ANNOUNCEMENT`), and for the
+# rest at the end of the run, also when the run stops with an error.
 # Arguments: study (Study), created (list of Session), updated (list of Session).
 sessions_imported = Signal()
 

@@ -14,7 +14,11 @@ from django.utils import timezone
 from qc import compliance_services
 from qc.compliance import BVAL_FIELD, HeaderDiffStatus, parse_bvals
 from qc.compliance_selectors import attach_header_diffs
-from qc.compliance_services import ComplianceError, compute_header_diffs
+from qc.compliance_services import (
+    ComplianceError,
+    compute_header_diffs,
+    compute_header_diffs_for_sessions,
+)
 from qc.models import (
     DeviationDecision,
     DeviationResolution,
@@ -814,6 +818,58 @@ def test_old_diff_kept_after_new_standard(study_site):
 
     assert HeaderDiff.objects.filter(scan=scan).count() == 2
     assert HeaderDiff.objects.current().filter(scan=scan).count() == 1
+
+
+def test_earlier_standard_diff_made_current_again(study_site):
+    first_standard = make_standard(study_site)
+    scan = make_scan(study_site)
+    compute_header_diffs(study_site.study)
+    first_diff = current_diff(scan)
+    GoldStandard.objects.update(created_at=timezone.now() - timedelta(days=1))
+    second_standard = make_standard(study_site, sidecar={**STANDARD, "EchoTime": 0.05})
+    compute_header_diffs(study_site.study)
+
+    # The first standard becomes the newest again, so its row is reused.
+    GoldStandard.objects.filter(pk=second_standard.pk).update(
+        created_at=timezone.now() - timedelta(days=2)
+    )
+    result = compute_header_diffs(study_site.study)
+
+    diff = current_diff(scan)
+    assert result.computed == 1
+    assert diff.pk == first_diff.pk
+    assert diff.gold_standard == first_standard
+    assert diff.status == HeaderDiffStatus.MATCH
+    assert HeaderDiff.objects.filter(scan=scan).count() == 2
+    assert not HeaderDiff.objects.get(gold_standard=second_standard).is_current
+
+
+@pytest.mark.parametrize("count", [1, 20])
+def test_diff_query_count_does_not_grow_with_scans(study_site, django_assert_num_queries, count):
+    make_standard(study_site)
+    session = make_scan(study_site, series=2).session
+    for series in range(3, count + 2):
+        make_scan(study_site, timepoint=session.timepoint, series=series)
+    study = study_site.study
+
+    # 1 gold standards, 2 comparison settings, 3 SAVEPOINT, 4 lock the session, 5 scans,
+    # 6 current diffs, 7 sidecar repairs, 8 earlier diffs, 9 INSERT diffs, 10 RELEASE.
+    with django_assert_num_queries(10):
+        compute_header_diffs_for_sessions(study, [session])
+    GoldStandard.objects.update(created_at=timezone.now() - timedelta(days=1))
+    make_standard(study_site, sidecar={**STANDARD, "EchoTime": 0.05})
+    # Against a new standard: 1-7 as above, 8 earlier diffs, 9 UPDATE the old current diffs,
+    # 10 INSERT diffs, 11 RELEASE.
+    with django_assert_num_queries(11):
+        compute_header_diffs_for_sessions(study, [session])
+    HeaderComparisonSettingsFactory(study=study, tolerances={"EchoTime": 0.1})
+    # New settings rewrite the current rows: 1-7 as above, 8 UPDATE diffs, 9 RELEASE.
+    with django_assert_num_queries(9):
+        result = compute_header_diffs_for_sessions(study, [session])
+
+    assert result.counts["match"] == count
+    assert HeaderDiff.objects.current().filter(status=HeaderDiffStatus.MATCH).count() == count
+    assert HeaderDiff.objects.count() == 2 * count
 
 
 def test_link_scan_into_deleted_session_rejected(study_site, target_site):

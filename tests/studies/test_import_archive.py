@@ -414,6 +414,17 @@ def test_sidecar_with_nan_is_a_warning(archive):
     assert "contains the value NaN" in scan.sidecar_error
 
 
+def test_sidecar_with_nul_is_a_warning(archive):
+    archive.add_scan(T1_STEM, sidecar='{"SeriesNumber": 2, "SeriesDescription": "T1\\u0000"}')
+
+    output = run_import("STUDY")
+
+    scan = Scan.objects.get(file_stem=T1_STEM)
+    assert output.error is None
+    assert scan.sidecar is None
+    assert "contains a NUL character" in scan.sidecar_error
+
+
 def test_sidecar_not_an_object_is_a_warning(archive):
     archive.add_scan(T1_STEM, sidecar="[1, 2, 3]")
 

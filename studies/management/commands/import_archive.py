@@ -37,6 +37,12 @@ class Command(BaseCommand):
             action="store_true",
             help="Read the archive and report what would change, then roll everything back.",
         )
+        parser.add_argument(
+            "--recheck-files",
+            action="store_true",
+            help="Read every NIfTI header and sidecar again. By default a file is read only "
+            "when its size, modification time or inode changed since the last import.",
+        )
 
     def handle(self, *args, **options):
         study = self._get_study(options["study"])
@@ -69,6 +75,7 @@ class Command(BaseCommand):
                 archive_root=options["archive"],
                 session_ids=options["session_ids"],
                 dry_run=options["dry_run"],
+                recheck_files=options["recheck_files"],
                 progress=show_progress,
                 on_issue=show_issue,
             )
