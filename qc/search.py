@@ -1,16 +1,20 @@
 """Find timepoints, sessions and scans by a partial or approximate ID.
 
-A query and every name are compared by their search key: upper case with the separators `_`,
-`-` and whitespace removed, so `spn01 cmh-0001` finds `SPN01_CMH_0001_01`. Names whose key
-contains the query match, ranked exact key first, then key prefix, then the rest, shorter names
-first. On PostgreSQL, when no name of a kind contains the query, the names closest to it match
-instead (pg_trgm's word similarity), which finds IDs with a digit too many or too few.
+A query and every name are compared by their search key (studies/search_keys.py): upper case
+with the separators `_`, `-` and whitespace removed, so `spn01 cmh-0001` finds
+`SPN01_CMH_0001_01`. Names whose key contains the query match. Those whose key starts with it
+come first, in key order, which puts an exact match first. The others follow. When more of them
+match than are shown, the ones shown are the first in the order of the MD5 of their key (stable
+but unrelated to the name), listed in key order. On PostgreSQL, when no name of a kind contains
+the query, the names closest to it match instead (pg_trgm's word similarity). That finds IDs
+with a digit too many or too few.
 
 Results are bounded per kind. Every search starts from the
 `accounts.permissions.visible_*` querysets, so it finds only what the user may see.
+qc/search_ids.py finds the ids to show with one statement, whose cost does not grow with the
+number of matches while the user may see most of them.
 """
 
-import re
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -18,7 +22,6 @@ from django.db import connection
 from django.db.models import (
     BooleanField,
     Case,
-    CharField,
     Exists,
     F,
     FloatField,
@@ -26,25 +29,26 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Q,
+    QuerySet,
     Value,
     When,
 )
-from django.db.models.functions import Cast, Concat, Length, LPad, Replace, Upper
+from django.db.models.functions import MD5, Collate, Length
 
 from accounts import permissions
+from qc import search_ids
 from qc.models import QCState, ScanReview, newest_reviews, with_qc_state
 from studies.datman_ids import IdError, ScanName, parse_filename
+from studies.search_keys import search_key
 
 # Longer queries are cut to this many characters; no datman ID comes close to it.
 MAX_QUERY_LENGTH = 100
 # A key shorter than this matches too much to be useful, so it is not searched.
 MIN_KEY_LENGTH = 2
 RESULTS_PER_KIND = 10
-SEPARATORS = ("_", "-", " ")
-_SEPARATOR_PATTERN = re.compile(r"[\s_\-]+")
 
 # Ranks, best first.
-EXACT, PREFIX, CONTAINS = range(3)
+PREFIX, CONTAINS = range(2)
 
 
 def clean_query(text):
@@ -61,18 +65,6 @@ def clean_query(text):
         if character in "\t\n" or not unicodedata.category(character).startswith("C")
     )
     return text.strip()[:MAX_QUERY_LENGTH]
-
-
-def search_key(text):
-    """Return the key a query or name is compared by: upper case, without `_`, `-` and spaces."""
-    return _SEPARATOR_PATTERN.sub("", text).upper()
-
-
-def _key_expression(expression):
-    """Build the database form of `search_key` for a name column or expression."""
-    for separator in SEPARATORS:
-        expression = Replace(expression, Value(separator), Value(""))
-    return Upper(expression)
 
 
 def scan_name_of(text):
@@ -112,35 +104,52 @@ def uses_trigrams():
     return connection.vendor == "postgresql"
 
 
-def _containing(queryset, key_expression, key, name_expression):
-    """Filter to the rows whose key contains the query key: exact first, then prefixes, then
-    shorter names."""
-    return (
-        queryset.annotate(search_key=key_expression)
-        .filter(search_key__contains=key)
+def _ordered_key():
+    """Return the stored key in code point order, the order of the key index on PostgreSQL.
+
+    SQLite compares text by its bytes, which is the same order.
+    """
+    if connection.vendor == "postgresql":
+        return Collate(F("search_key"), "C")
+    return F("search_key")
+
+
+def _containing(page_queryset, ids, key, limit):
+    """Return the rows to show of `ids` from `page_queryset`: at most `limit` of them, and
+    whether more match.
+
+    Rows whose key starts with the query key come first, in key order. The others are picked in
+    the order of the MD5 of their key, as qc/search_ids.py selected them, and listed in key order.
+    """
+    starts = Q(search_key__startswith=key)
+    rows = list(
+        page_queryset.filter(pk__in=ids)
         .annotate(
             search_rank=Case(
-                When(search_key=key, then=Value(EXACT)),
-                When(search_key__startswith=key, then=Value(PREFIX)),
+                When(starts, then=Value(PREFIX)),
                 default=Value(CONTAINS),
                 output_field=IntegerField(),
             ),
-            name_length=Length(name_expression),
+            prefix_order=Case(When(starts, then=_ordered_key())),
         )
-        .order_by("search_rank", "name_length", name_expression.name)
+        .order_by("search_rank", "prefix_order", MD5("search_key"), "pk")[: limit + 1]
     )
+    page_rows = rows[:limit]
+    # Python compares strings by code point, the order of the key index.
+    page_rows.sort(key=lambda row: (row.search_rank, row.search_key, row.pk))
+    return page_rows, len(rows) > limit
 
 
-def _similar(queryset, key_expression, key, name_expression):
-    """Filter to the rows whose key is close to the query key (PostgreSQL only), closest first."""
+def _similar(queryset, key, limit):
+    """Return at most `limit` + 1 rows whose key is close to the query key (PostgreSQL only),
+    closest first, then shorter keys first."""
     return (
-        queryset.annotate(search_key=key_expression)
-        .filter(_WordSimilar(Value(key), F("search_key")))
+        queryset.filter(_WordSimilar(Value(key), F("search_key")))
         .annotate(
             search_similarity=_WordSimilarity(Value(key), F("search_key")),
-            name_length=Length(name_expression),
+            key_length=Length("search_key"),
         )
-        .order_by("-search_similarity", "name_length", name_expression.name)
+        .order_by("-search_similarity", "key_length", _ordered_key(), "pk")[: limit + 1]
     )
 
 
@@ -170,65 +179,71 @@ class SearchResults:
         return sum(len(group.items) for group in self.groups)
 
 
-def _find(kind, label, queryset, key_expression, key, name_expression, limit):
-    """Return the KindResults of one kind: IDs that contain the key, or else (on PostgreSQL)
-    IDs close to it. Close matches are only a fallback, because datman IDs of one study share
-    most of their trigrams, so every ID of the study is close to every other."""
-    rows = list(_containing(queryset, key_expression, key, name_expression)[: limit + 1])
-    approximate = False
-    if not rows and uses_trigrams():
-        rows = list(_similar(queryset, key_expression, key, name_expression)[: limit + 1])
-        approximate = True
-    return KindResults(kind, label, rows[:limit], len(rows) > limit, approximate and bool(rows))
+def _find(kind, ids, key, limit):
+    """Return the KindResults of one kind: the rows of `ids`, which contain the key, or else
+    (on PostgreSQL) IDs close to it. Close matches are only a fallback, because datman IDs of
+    one study share most of their trigrams, so every ID of the study is close to every other."""
+    if ids:
+        rows, has_more = _containing(kind.page_queryset, ids, key, limit)
+        return KindResults(kind.name, kind.label, rows, has_more)
+    if not uses_trigrams():
+        return KindResults(kind.name, kind.label)
+    rows = list(_similar(kind.page_queryset, key, limit))
+    return KindResults(kind.name, kind.label, rows[:limit], len(rows) > limit, bool(rows))
 
 
-def _timepoints(user, key, limit):
-    queryset = permissions.visible_timepoints(user).select_related("study", "study_site__site")
-    name = F("name")
-    return _find("timepoints", "Timepoints", queryset, _key_expression(name), key, name, limit)
+@dataclass(frozen=True)
+class _Kind:
+    """One kind of result: the rows the user may see (`visible`), and the same rows with what
+    the page shows loaded (`page_queryset`)."""
+
+    name: str
+    label: str
+    visible: QuerySet
+    page_queryset: QuerySet
 
 
-def _sessions(user, key, limit):
+def _kinds(user):
+    timepoints = permissions.visible_timepoints(user)
     # A phantom's only session has the phantom's ID, so the timepoint result already covers it.
-    queryset = (
-        permissions.visible_sessions(user)
-        .filter(timepoint__is_phantom=False)
-        .select_related("timepoint__study", "timepoint__study_site__site")
-        .annotate(
-            session_name=Concat(
-                F("timepoint__name"),
-                Value("_"),
-                LPad(Cast("number", output_field=CharField()), 2, Value("0")),
-                output_field=CharField(),
-            )
-        )
+    sessions = permissions.visible_sessions(user).filter(timepoint__is_phantom=False)
+    scans = permissions.visible_scans(user)
+    return (
+        _Kind(
+            "timepoints",
+            "Timepoints",
+            timepoints,
+            timepoints.select_related("study", "study_site__site"),
+        ),
+        _Kind(
+            "sessions",
+            "Sessions",
+            sessions,
+            sessions.select_related("timepoint__study", "timepoint__study_site__site"),
+        ),
+        _Kind(
+            "scans",
+            "Scans",
+            scans,
+            # The results show only the QC state, and not the sidecar, the widest column.
+            with_qc_state(
+                scans.select_related(
+                    "scantype",
+                    "session__timepoint__study",
+                    "session__timepoint__study_site__site",
+                ).defer("sidecar"),
+                details=False,
+            ),
+        ),
     )
-    name = F("session_name")
-    return _find("sessions", "Sessions", queryset, _key_expression(name), key, name, limit)
-
-
-def _scans(user, key, limit):
-    # The sidecar is not shown and is the widest column, so leaving it out keeps the sort of a
-    # broad match in memory.
-    queryset = with_qc_state(
-        permissions.visible_scans(user)
-        .select_related(
-            "scantype", "session__timepoint__study", "session__timepoint__study_site__site"
-        )
-        .defer("sidecar")
-    )
-    name = F("name")
-    return _find("scans", "Scans", queryset, _key_expression(name), key, name, limit)
-
-
-KINDS = (_timepoints, _sessions, _scans)
 
 
 def search(user, text, *, limit=RESULTS_PER_KIND):
     """Search timepoints, sessions and scans the user may see; return `SearchResults`.
 
-    Runs one query per kind, whatever the number of matches, and on PostgreSQL one more for
-    each kind without a containing match.
+    Runs one query that finds the ids of every kind, whatever the number of matches. Then it
+    runs one query per kind for its rows, or on PostgreSQL, when no ID of the kind contains the
+    query, for the IDs closest to it. On SQLite a kind without a match needs no second query.
     """
     query = clean_query(text)
     key = search_key(query)
@@ -242,8 +257,10 @@ def search(user, text, *, limit=RESULTS_PER_KIND):
             f"too much."
         )
         return results
-    for find in KINDS:
-        results.groups.append(find(user, key, limit))
+    kinds = _kinds(user)
+    ids = search_ids.match_ids([(kind.name, kind.visible) for kind in kinds], key, limit)
+    for kind in kinds:
+        results.groups.append(_find(kind, ids[kind.name], key, limit))
     return results
 
 

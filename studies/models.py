@@ -6,7 +6,9 @@ from pathlib import Path, PurePosixPath
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+
+from studies.search_keys import search_key_expression, session_search_key
 
 
 class Study(models.Model):
@@ -235,6 +237,16 @@ class TimepointQuerySet(models.QuerySet):
 
 
 class SessionQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        """Insert sessions as QuerySet.bulk_create does, with their search keys set first.
+
+        Reads each session's timepoint, so pass sessions whose timepoint is loaded.
+        """
+        objs = list(objs)
+        for session in objs:
+            session.search_key = session_search_key(session.timepoint.name, session.number)
+        return super().bulk_create(objs, *args, **kwargs)
+
     def shown(self):
         """Sessions that are not hidden (what the default manager returns)."""
         return self.filter(SHOWN_SESSION)
@@ -270,6 +282,12 @@ class Timepoint(Hideable):
     """One visit of a subject (`STUDY_SITE_SUBJECT_TIMEPOINT`), or one phantom scan."""
 
     name = models.CharField(max_length=128, unique=True)
+    # The ID search's key of the name (studies/search_keys.py); qc/search.py explains its indexes.
+    search_key = models.GeneratedField(
+        expression=search_key_expression(F("name")),
+        output_field=models.CharField(max_length=128),
+        db_persist=True,
+    )
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="timepoints")
     study_site = models.ForeignKey(StudySite, on_delete=models.PROTECT, related_name="timepoints")
     is_phantom = models.BooleanField(default=False)
@@ -299,6 +317,12 @@ class Session(Hideable):
 
     timepoint = models.ForeignKey(Timepoint, on_delete=models.PROTECT, related_name="sessions")
     number = models.PositiveSmallIntegerField(default=1)
+    search_key = models.CharField(
+        # A timepoint name, "_" and a number of at most five digits.
+        max_length=128 + len("_32767"),
+        editable=False,
+        help_text="The ID search's key of the session ID, set by save() and bulk_create().",
+    )
     acquired_on = models.DateField(null=True, blank=True)
     tech_notes_path = models.CharField(
         max_length=1024,
@@ -323,6 +347,19 @@ class Session(Hideable):
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        """Save the session, and its search key too when the timepoint or number may change.
+
+        Reads the timepoint (a query unless it is loaded) unless `update_fields` leaves out
+        both the timepoint and the number.
+        """
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or {"timepoint", "timepoint_id", "number"} & set(update_fields):
+            self.search_key = session_search_key(self.timepoint.name, self.number)
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "search_key"}
+        super().save(*args, **kwargs)
 
     @property
     def tech_notes_name(self):
@@ -351,6 +388,12 @@ class Scan(Hideable):
     """
 
     name = models.CharField(max_length=255, unique=True)
+    # The ID search's key of the name (studies/search_keys.py); qc/search.py explains its indexes.
+    search_key = models.GeneratedField(
+        expression=search_key_expression(F("name")),
+        output_field=models.CharField(max_length=255),
+        db_persist=True,
+    )
     session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="scans")
     scantype = models.ForeignKey(Scantype, on_delete=models.PROTECT, related_name="scans")
     series = models.PositiveIntegerField()

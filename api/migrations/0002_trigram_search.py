@@ -1,7 +1,8 @@
 """pg_trgm and the trigram indexes behind the ID search (qc/search.py).
 
-The indexed expression must be the one qc.search._key_expression builds, or PostgreSQL cannot
-use the index. Nothing happens on SQLite, where the search does not use trigrams.
+The indexed expression had to be the one qc.search built for each name, or PostgreSQL could not
+use the index. 0003 replaces these indexes with indexes on the stored search keys. Nothing
+happens on SQLite, where the search does not use trigrams.
 """
 
 from django.contrib.postgres.operations import TrigramExtension

@@ -16,8 +16,8 @@ QUERY_BUDGETS = {
     "study overview": 12,
     "timepoint page": 16,
     "scan page": 9,
-    "search, narrow term": 5,
-    "search, broad term": 5,
+    "search, narrow term": 6,
+    "search, broad term": 6,
     "QC search, no filters": 7,
     "QC search, filters": 9,
     # 4, and 1 more per 2,000 scans for their newest reviews; `small` has 2,000 scans.

@@ -1,10 +1,14 @@
 """The ID search: normalisation, ranking, scoping, hostile input, the page and the dropdown."""
 
+import hashlib
+
 import pytest
 from django.db import connection
 from django.urls import reverse
 
-from qc import search
+from accounts import permissions
+from accounts.models import Role, StudyMembership
+from qc import search, search_ids
 from studies.models import Scan
 from tests.qc.scenarios import make_study_site
 from tests.studies.factories import (
@@ -12,6 +16,8 @@ from tests.studies.factories import (
     ScanFactory,
     ScantypeFactory,
     SessionFactory,
+    SiteFactory,
+    StudySiteFactory,
     TimepointFactory,
     UserFactory,
 )
@@ -20,6 +26,10 @@ pytestmark = pytest.mark.django_db
 
 PAGE = reverse("qc:search")
 SUGGEST = reverse("qc:search_suggest")
+
+
+def md5_hex(text):
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
 def names(results, kind):
@@ -101,8 +111,8 @@ def test_search_ranks_exact_before_contains(reviewer, spins):
 def test_search_ranks_prefix_before_contains(reviewer, spins):
     results = search.search(reviewer, "0001")
 
-    # SPN01_CMH_0001_01 contains 0001, and so does the phantom's FBN0001; the shorter name
-    # comes first among names that only contain the query.
+    # SPN01_CMH_0001_01 contains 0001, and so does the phantom's FBN0001; names that only
+    # contain the query are listed in key order.
     assert names(results, "timepoints") == ["SPN01_CMH_0001_01", "SPN01_CMH_PHA_FBN0001"]
 
 
@@ -131,24 +141,68 @@ def test_search_prefers_containing_to_close(reviewer, spins):
     assert "SPN01_CMH_0012_01" not in names(results, "timepoints")
 
 
-@pytest.mark.postgresql
-def test_search_uses_trigram_index(reviewer, spins):
+def explain(sql, params, *switched_off):
+    """Return PostgreSQL's plan of `sql` with the planner methods `switched_off`."""
     with connection.cursor() as cursor:
-        cursor.execute("SET enable_seqscan = off")
+        for method in switched_off:
+            cursor.execute(f"SET {method} = off")
         try:
-            # Every scan, hidden ones included: on these few rows, the membership check and the
-            # joins that leave hidden scans out would let the planner start from another table.
-            queryset = search._containing(
-                Scan.all_objects.all(),
-                search._key_expression(search.F("name")),
-                "CMH0001",
-                search.F("name"),
-            )
-            plan = queryset.explain()
+            cursor.execute(f"EXPLAIN {sql}", params)
+            return "\n".join(row[0] for row in cursor.fetchall())
         finally:
-            cursor.execute("SET enable_seqscan = on")
+            for method in switched_off:
+                cursor.execute(f"RESET {method}")
 
-    assert "api_search_scan_key" in plan
+
+@pytest.mark.postgresql
+def test_search_reads_key_indexes(reviewer, spins):
+    scans = permissions.visible_scans(reviewer)
+    sql, params = search_ids._kind_sql(scans, "CMH0001", search.RESULTS_PER_KIND)
+
+    # On these few rows reading a whole table and sorting cost less than any index, so both
+    # are switched off to see which indexes the walks in key and MD5 order can use.
+    walks = explain(sql, params, "enable_seqscan", "enable_sort")
+    # The fallbacks of the statement filter with the same LIKE as this queryset.
+    contains = Scan.all_objects.filter(search_key__contains="CMH0001").values("pk").query
+    fallback = explain(*contains.sql_with_params(), "enable_seqscan")
+
+    assert "api_search_scan_order" in walks
+    assert "api_search_scan_hash" in walks
+    assert "api_search_scan_trigram" in fallback
+
+
+def test_search_picks_other_matches_by_hash(reviewer):
+    study_site = make_study_site()
+    for number in range(1, 16):
+        TimepointFactory(study_site=study_site, name=f"SPN01_CMH_{number:04d}_01")
+    keys = [f"SPN01CMH{number:04d}01" for number in range(1, 16)]
+    first_by_hash = sorted(keys, key=md5_hex)[:10]
+
+    results = search.search(reviewer, "CMH")
+    group = results.groups[0]
+
+    # No key starts with CMH, so the ten shown are the first by MD5, listed in key order.
+    assert [search.search_key(name) for name in names(results, "timepoints")] == sorted(
+        first_by_hash
+    )
+    assert group.has_more
+
+
+def test_search_lists_prefix_matches_in_key_order(reviewer):
+    study_site = make_study_site()
+    for number in (3, 1, 12, 2):
+        TimepointFactory(study_site=study_site, name=f"SPN01_CMH_{number:04d}_01")
+    TimepointFactory(study_site=study_site, name="XSPN01_CMH_0001_01")
+
+    results = search.search(reviewer, "SPN01")
+
+    assert names(results, "timepoints") == [
+        "SPN01_CMH_0001_01",
+        "SPN01_CMH_0002_01",
+        "SPN01_CMH_0003_01",
+        "SPN01_CMH_0012_01",
+        "XSPN01_CMH_0001_01",
+    ]
 
 
 def test_search_is_bounded(reviewer):
@@ -244,6 +298,46 @@ def test_search_study_member_sees_every_site(personas, persona_study):
     )
 
 
+@pytest.fixture
+def two_sites():
+    """SPINS at CMH with five timepoints and at ZHH with two, each with a session and a scan,
+    and a reviewer of ZHH only."""
+    cmh = make_study_site()
+    zhh = StudySiteFactory(study=cmh.study, site=SiteFactory(name="ZHH"), code="SPN01")
+    t1 = ScantypeFactory(tag="T1")
+    for study_site, count in ((cmh, 5), (zhh, 2)):
+        for number in range(1, count + 1):
+            name = f"SPN01_{study_site.site.name}_{number:04d}_01"
+            session = SessionFactory(timepoint=TimepointFactory(study_site=study_site, name=name))
+            ScanFactory(session=session, scantype=t1, series=2)
+    zhh_reviewer = UserFactory(username="zhh_reviewer")
+    StudyMembership.objects.create(
+        user=zhh_reviewer, study=cmh.study, site=zhh.site, role=Role.QC_REVIEWER
+    )
+    return zhh_reviewer
+
+
+def test_search_prefix_falls_back_past_hidden_rows(monkeypatch, two_sites):
+    # The first two keys that start with SPN01 are at CMH, which the reviewer may not see.
+    monkeypatch.setattr(search_ids, "EXAMINED_ROWS", 2)
+
+    results = search.search(two_sites, "SPN01")
+
+    assert names(results, "timepoints") == ["SPN01_ZHH_0001_01", "SPN01_ZHH_0002_01"]
+
+
+def test_search_rest_falls_back_past_hidden_rows(monkeypatch, two_sites):
+    # Of the keys that contain 0001 after their start, the first by MD5 must be one the
+    # reviewer may not see, or this test would not reach the fallback.
+    keys = ["SPN01CMH000101", "SPN01ZHH000101"]
+    assert min(keys, key=md5_hex) == keys[0]
+    monkeypatch.setattr(search_ids, "EXAMINED_ROWS", 1)
+
+    results = search.search(two_sites, "0001")
+
+    assert names(results, "timepoints") == ["SPN01_ZHH_0001_01"]
+
+
 def test_search_page_requires_sign_in(client):
     response = client.get(PAGE, {"q": "SPN01"})
 
@@ -319,12 +413,45 @@ def test_search_query_count(reviewer_client, reviewer, django_assert_num_queries
         )
         ScanFactory(session=session, scantype=t1, series=2)
 
-    # 1 session, 2 user, 3 timepoints, 4 sessions, 5 scans (QC state as subqueries).
-    with django_assert_num_queries(5):
+    # 1 session, 2 user, 3 the ids of every kind, 4 timepoints, 5 sessions, 6 scans with their
+    # QC state.
+    with django_assert_num_queries(6):
         response = reviewer_client.get(SUGGEST, {"q": "SPN01_CMH"})
 
     assert response.status_code == 200
     assert response.text.count('data-result="') == 3 * min(count, search.RESULTS_PER_KIND)
+
+
+@pytest.mark.parametrize("count", [1, 20])
+def test_search_query_count_without_prefix(
+    reviewer_client, reviewer, django_assert_num_queries, count
+):
+    study_site = make_study_site()
+    t1 = ScantypeFactory(tag="T1")
+    for number in range(1, count + 1):
+        session = SessionFactory(
+            timepoint=TimepointFactory(study_site=study_site, name=f"SPN01_CMH_{number:04d}_01")
+        )
+        ScanFactory(session=session, scantype=t1, series=2)
+
+    # The same six queries when every match only contains the query.
+    with django_assert_num_queries(6):
+        response = reviewer_client.get(SUGGEST, {"q": "CMH_00"})
+
+    assert response.text.count('data-result="') == 3 * min(count, search.RESULTS_PER_KIND)
+
+
+def test_search_query_count_with_fallback(
+    client, monkeypatch, django_assert_num_queries, two_sites
+):
+    monkeypatch.setattr(search_ids, "EXAMINED_ROWS", 1)
+    client.force_login(two_sites)
+
+    # The same six queries when the first rows read are hidden and the fallbacks run.
+    with django_assert_num_queries(6):
+        response = client.get(SUGGEST, {"q": "SPN01"})
+
+    assert response.text.count('data-result="') == 3 * 2
 
 
 def test_search_unknown_user_kind_is_unaffected():
