@@ -62,7 +62,7 @@ def drop_indexes(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("api", "0002_trigram_search"),
-        ("studies", "0009_search_keys"),
+        ("studies", "0010_search_keys"),
     ]
 
     operations = [

@@ -17,7 +17,7 @@ from tests.studies.factories import (
 
 pytestmark = pytest.mark.django_db
 
-fill_migration = importlib.import_module("studies.migrations.0009_search_keys")
+fill_migration = importlib.import_module("studies.migrations.0010_search_keys")
 
 
 def stored_key(model, pk):

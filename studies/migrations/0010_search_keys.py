@@ -36,7 +36,7 @@ def fill_session_keys(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("studies", "0008_scan_review_state"),
+        ("studies", "0009_scan_file_stats"),
     ]
 
     operations = [
