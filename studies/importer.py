@@ -211,6 +211,8 @@ class _ScanFiles:
 
     name: datman_ids.ScanName
     stem: str
+    # `name.scan_name`, which is computed again at every access, kept for the many lookups.
+    scan_name: str
     paths: dict = field(default_factory=dict)
 
     @property
@@ -663,14 +665,15 @@ class _ArchiveImporter:
             )
 
         slot = NIFTI_SLOT if extension in NIFTI_EXTENSIONS else extension
-        group = groups.get(name.scan_name)
+        scan_name = name.scan_name
+        group = groups.get(scan_name)
         if group is None:
-            group = groups[name.scan_name] = _ScanFiles(name=name, stem=stem)
+            group = groups[scan_name] = _ScanFiles(name=name, stem=stem, scan_name=scan_name)
         elif group.stem != stem:
             self.report_issue(
                 IssueLevel.SKIPPED,
                 path,
-                f"The file has the same scan name {name.scan_name} (session, tag and series) as "
+                f"The file has the same scan name {scan_name} (session, tag and series) as "
                 f"{group.main_path.name}, but another description. A series number is used once "
                 f"per session and tag; remove or rename one of the files.",
             )
@@ -722,7 +725,7 @@ class _ArchiveImporter:
         """Return (group, scantype) for the groups whose tag the study site expects."""
         expected = self.expected[folder.study_site.pk]
         scans = []
-        for group in sorted(groups, key=lambda group: group.name.scan_name):
+        for group in sorted(groups, key=lambda group: group.scan_name):
             scantype = expected.get(group.name.tag)
             if scantype is None:
                 self._report_unexpected_tag(folder, group)
@@ -903,7 +906,7 @@ class _ArchiveImporter:
         scan_values = []
         reread_sidecars = []
         for group, scantype in scans:
-            name = group.name.scan_name
+            name = group.scan_name
             scan = recorded.get(name)
             if scan is not None and scan.is_deleted:
                 counts["deleted_scans"] += 1
@@ -1002,7 +1005,7 @@ class _ArchiveImporter:
             self.report_issue(
                 IssueLevel.WARNING,
                 group.main_path,
-                f"Series {group.name.scan_name} has no NIfTI file, so it cannot be viewed; the "
+                f"Series {group.scan_name} has no NIfTI file, so it cannot be viewed; the "
                 f"scan was imported with the files that exist.",
             )
         else:
@@ -1179,7 +1182,7 @@ class _ManifestIndex:
             self.by_scan_name[name.scan_name].append(path)
 
     def _manifest_for(self, group):
-        candidates = self.by_scan_name.get(group.name.scan_name, [])
+        candidates = self.by_scan_name.get(group.scan_name, [])
         exact = [path for path in candidates if path.name == f"{group.stem}{MANIFEST_SUFFIX}"]
         if exact:
             return exact[0]
