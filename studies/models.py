@@ -317,6 +317,8 @@ class Session(Hideable):
 
     timepoint = models.ForeignKey(Timepoint, on_delete=models.PROTECT, related_name="sessions")
     number = models.PositiveSmallIntegerField(default=1)
+    # NOTE: QuerySet.update() and renaming the timepoint leave the key as it was; nothing in
+    # qcdash does either to a session's timepoint or number.
     search_key = models.CharField(
         # A timepoint name, "_" and a number of at most five digits.
         max_length=128 + len("_32767"),
