@@ -287,8 +287,9 @@ class SessionCompliance:
 
 
 def attach_session_compliance(sessions):
-    """Set `compliance` (a SessionCompliance) on each session; runs at most five queries in all
-    (`scan_expectations` says which ones preloaded sessions skip)."""
+    """Set `compliance` (a SessionCompliance) on each session, with at most five queries in all.
+
+    `scan_expectations` lists the queries that preloaded sessions skip."""
     sessions = list(sessions)
     if not sessions:
         return sessions

@@ -349,8 +349,8 @@ _STAND_IN_IDS = {
 class _CompiledPreview:
     """The SQL of a history preview, compiled with stand-in ids, and where the real ids go.
 
-    Building and compiling the six-part union through the ORM took about 7 ms of CPU per page,
-    and running the compiled SQL about 0.6 ms (large benchmark database, 2-core machine), so
+    Building and compiling the six-part union through the ORM took about 7 ms of CPU per page.
+    Running the compiled SQL took about 0.6 ms (large benchmark database, 2-core machine). So
     the timepoint and scan pages reuse the SQL with their own ids. `columns` are the selected
     expressions, whose database converters (datetimes and booleans on SQLite) are applied as
     the ORM would.

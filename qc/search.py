@@ -403,9 +403,9 @@ _EXPORT_SCAN_VALUES = (
 def qc_export_rows(user, filters, *, chunk_size=2000):
     """Yield the rows of `qc_search(user, filters)` as dicts of QC_ROW_COLUMNS, for downloads.
 
-    Reads column values rather than model instances and, in CURRENT mode, the newest reviews of
-    each chunk of `chunk_size` scans in one query, so the query count grows with the number of
-    chunks only and a study of 500,000 scans streams in seconds.
+    Reads column values rather than model instances. In CURRENT mode it reads the newest reviews
+    of each chunk of `chunk_size` scans in one query, so the query count grows only with the
+    number of chunks.
     """
     if filters.mode == QCSearchMode.ALL:
         values = [f"scan__{name}" for name in _EXPORT_SCAN_VALUES]

@@ -6,7 +6,6 @@ grow with the number of rows on it.
 """
 
 import json
-from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db.models import (
@@ -25,7 +24,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from qc.models import QCState, ScanReview, SessionSignOff, with_qc_state
-from studies.models import ExpectedScan, Scan, Session, TaskFile, Timepoint
+from studies.models import Scan, Session, TaskFile, Timepoint
 
 # The one definition of a session that needs review, used by the study list counts, the
 # overview badges and its filter. Phantom sessions are left out because datman counts a phantom
@@ -107,27 +106,6 @@ def find_missing_scans(expected_scans, tag_counts, *, is_phantom):
         if found < expected:
             missing.append(MissingScan(expected_scan.scantype.tag, expected, found))
     return missing
-
-
-def _expected_scans_by_study_site(study_site_ids):
-    rows = ExpectedScan.objects.filter(study_site_id__in=study_site_ids).select_related("scantype")
-    grouped = defaultdict(list)
-    for row in rows:
-        grouped[row.study_site_id].append(row)
-    return grouped
-
-
-def _tag_counts_by_session(session_ids):
-    rows = (
-        Scan.objects.filter(session_id__in=session_ids)
-        .order_by()
-        .values_list("session_id", "scantype__tag")
-        .annotate(scan_count=Count("pk"))
-    )
-    counts = defaultdict(dict)
-    for session_id, tag, scan_count in rows:
-        counts[session_id][tag] = scan_count
-    return counts
 
 
 # --- Study overview -------------------------------------------------------------------------

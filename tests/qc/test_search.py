@@ -167,8 +167,8 @@ def test_search_reads_key_indexes(reviewer, spins):
     walks = explain(sql, params, "enable_seqscan", "enable_sort")
     # The fallbacks of the statement filter with the same LIKE as this queryset.
     contains = Scan.all_objects.filter(search_key__contains="CMH0001").values("pk").query
-    # Without sequential and plain index scans, only an index that can answer the LIKE itself
-    # (a bitmap scan of the trigram index) remains.
+    # Without sequential and plain index scans, only a bitmap scan of an index that matches the
+    # LIKE itself, the trigram index, remains.
     fallback = explain(
         *contains.sql_with_params(), "enable_seqscan", "enable_indexscan", "enable_indexonlyscan"
     )
