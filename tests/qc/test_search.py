@@ -134,6 +134,43 @@ def test_search_finds_approximate_id(reviewer, spins):
     assert names(results, "timepoints")[0] == "SPN01_CMH_0001_01"
 
 
+@pytest.mark.postgresql
+@pytest.mark.parametrize("candidates", [11, 12, 1000])
+def test_close_matches_same_for_any_candidate_count(reviewer, candidates, monkeypatch):
+    study_site = make_study_site()
+    for number in (1, 2, 3, 10, 11, 12, 20, 100, 101, 110, 111, 200, 1000, 1001, 1111):
+        TimepointFactory(study_site=study_site, name=f"SPN01_CMH_{number:04d}_01")
+    monkeypatch.setattr(search, "CLOSE_CANDIDATES", candidates)
+
+    results = search.search(reviewer, "SPN01_CMH_011_01")
+
+    assert results.groups[0].approximate
+    assert len(names(results, "timepoints")) == search.RESULTS_PER_KIND
+    # With 11 or 12 candidates the search reads fewer rows than match, and must still pick the
+    # same ten, in the same order, as when it reads them all.
+    monkeypatch.setattr(search, "CLOSE_CANDIDATES", 1000)
+    assert names(search.search(reviewer, "SPN01_CMH_011_01"), "timepoints") == names(
+        results, "timepoints"
+    )
+
+
+@pytest.mark.postgresql
+def test_close_matches_tied_beyond_candidates(reviewer, monkeypatch):
+    study_site = make_study_site()
+    for number in range(15, 0, -1):
+        TimepointFactory(study_site=study_site, name=f"SPN01_CMH_{number:04d}_01")
+    # Every key shares the same trigrams with the query, so all 15 are equally close and the
+    # 12 read from the index are not enough to choose among them.
+    monkeypatch.setattr(search, "CLOSE_CANDIDATES", 12)
+
+    results = search.search(reviewer, "SPN01CMHZ")
+    group = results.groups[0]
+
+    assert group.approximate
+    assert group.has_more
+    assert names(results, "timepoints") == [f"SPN01_CMH_{number:04d}_01" for number in range(1, 11)]
+
+
 def test_search_prefers_containing_to_close(reviewer, spins):
     results = search.search(reviewer, "spn01 cmh-0001")
 
@@ -176,6 +213,17 @@ def test_search_reads_key_indexes(reviewer, spins):
     assert "api_search_scan_order" in walks
     assert "api_search_scan_hash" in walks
     assert "api_search_scan_trigram" in fallback
+
+
+@pytest.mark.postgresql
+def test_close_matches_read_gist_index(reviewer, spins):
+    scans = permissions.visible_scans(reviewer)
+    key = search.search_key("SPN01_CMH_001_01_T1_02")
+    candidates = search.close_rows(scans, key).order_by("search_distance")[:100]
+
+    plan = explain(*candidates.query.sql_with_params(), "enable_seqscan", "enable_sort")
+
+    assert "api_search_scan_closest" in plan
 
 
 def test_search_picks_other_matches_by_hash(reviewer):
