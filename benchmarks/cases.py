@@ -134,6 +134,31 @@ def largest_study():
     return study
 
 
+def mistyped_id(name):
+    """Return `name` with the first two differing adjacent characters of its site code swapped
+    (`BEN51_UTO_02500_01` becomes `BEN51_TUO_02500_01`), as a reviewer might type it.
+
+    Raises LookupError when some stored ID contains the result, because the search would then
+    list containing IDs and not the closest ones.
+    """
+    from studies.models import Scan, Session, Timepoint
+    from studies.search_keys import search_key
+
+    study_code, site, rest = name.split("_", 2)
+    for position in range(len(site) - 1):
+        if site[position] != site[position + 1]:
+            swapped = site[:position] + site[position + 1] + site[position] + site[position + 2 :]
+            break
+    else:
+        raise LookupError(f"The site code of {name} has no two different adjacent characters.")
+    mistyped = f"{study_code}_{swapped}_{rest}"
+    key = search_key(mistyped)
+    for model in (Timepoint, Session, Scan):
+        if model.objects.filter(search_key__contains=key).exists():
+            raise LookupError(f"An ID of the database contains {mistyped}; seed another database.")
+    return mistyped
+
+
 def build_cases(*, iterations, write_targets):
     """Return the benchmark cases for the largest study of the database.
 
@@ -219,6 +244,7 @@ def build_cases(*, iterations, write_targets):
         get("scan page", reverse("qc:scan_detail", args=[scan.name])),
         get("search, narrow term", f"{reverse('qc:search')}?q={middle.name}"),
         get("search, broad term", f"{reverse('qc:search')}?q={site_name}"),
+        get("search, mistyped ID", f"{reverse('qc:search')}?q={mistyped_id(middle.name)}"),
         get("QC search, no filters", reverse("qc:qc_search")),
         get(
             "QC search, filters",

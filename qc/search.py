@@ -162,20 +162,20 @@ def _similar(queryset, key, limit):
     closest first, then shorter keys first, then in key order.
 
     The GiST index (api/migrations/0004) returns the CLOSE_CANDIDATES closest keys, which are
-    then put in that order. When the last row kept ties in distance with the farthest candidate,
-    rows beyond the candidates could rank before it, and every close row is sorted instead.
+    then put in that order. When the last row returned ties in distance with the farthest
+    candidate, rows beyond the candidates could rank before it, so every close row is sorted.
     """
     close = close_rows(queryset, key)
     # Ordered by the distance alone, PostgreSQL walks the GiST index nearest first and stops
-    # after the candidates; with more sort keys it computes the distance of every close row.
+    # after the candidates. With more sort keys it computes the distance of every close row.
     count = max(CLOSE_CANDIDATES, limit + 1)
     candidates = list(close.order_by("search_distance")[:count])
     candidates.sort(key=_closeness)
     if len(candidates) < count:
         return candidates[: limit + 1]
-    kept = candidates[: limit + 1]
-    if kept[-1].search_distance < max(row.search_distance for row in candidates):
-        return kept
+    first_rows = candidates[: limit + 1]
+    if first_rows[-1].search_distance < max(row.search_distance for row in candidates):
+        return first_rows
     return list(close.order_by("search_distance", "key_length", _ordered_key(), "pk")[: limit + 1])
 
 

@@ -4,9 +4,12 @@ It fails when a page or POST runs more SQL queries than its budget, never on tim
 safe on a busy CI machine.
 """
 
+import pytest
+
 from benchmarks import cases as bench_cases
 from benchmarks.run import format_table
 from qc import benchmark_data
+from tests.studies.factories import TimepointFactory
 
 # Queries per request of each case. A sign-off writes its reviews and events in bulk, and
 # looks for their XNAT pushes in one query after commit, so its count does not depend on the
@@ -18,6 +21,8 @@ QUERY_BUDGETS = {
     "scan page": 9,
     "search, narrow term": 6,
     "search, broad term": 6,
+    # On PostgreSQL one query per kind for the closest IDs; SQLite has no approximate search.
+    "search, mistyped ID": 6,
     "QC search, no filters": 7,
     "QC search, filters": 9,
     # 4, and 1 more per 2,000 scans for their newest reviews; `small` has 2,000 scans.
@@ -62,6 +67,18 @@ def test_benchmark_query_budgets(transactional_db):
     table = format_table("small", [(name, measurement, None) for name, measurement in measured])
     assert len(table.splitlines()) == len(measured) + 2
     assert "| study overview, page 4, sort -site | 12 |" in table
+
+
+def test_mistyped_id_swaps_site_letters(db):
+    assert bench_cases.mistyped_id("BEN51_UTO_02500_01") == "BEN51_TUO_02500_01"
+    assert bench_cases.mistyped_id("BEN51_ZHH_00001_01") == "BEN51_HZH_00001_01"
+
+
+def test_mistyped_id_rejects_stored_id(db):
+    TimepointFactory(name="BEN51_TUO_02500_01")
+
+    with pytest.raises(LookupError, match="BEN51_TUO_02500_01"):
+        bench_cases.mistyped_id("BEN51_UTO_02500_01")
 
 
 def test_table_marks_failed_http_case():
