@@ -1,5 +1,5 @@
 """Purging a session or timepoint: its database rows, its QC history (kept as a snapshot in a
-PurgeRecord) and, on request, its files in the archive."""
+PurgeRecord) and, on request, its files in the archive and its corrected sidecars."""
 
 import json
 import logging
@@ -14,6 +14,7 @@ from django.db.models import ProtectedError, Q
 
 from integrations.models import IssueRequest, TimepointIssues, XnatPush
 from pipelines.models import DownloadJob, DownloadRun
+from qc import compliance_repair
 from qc.models import (
     DeviationResolution,
     FindingNote,
@@ -47,7 +48,8 @@ class PurgeError(QCError):
 
 @dataclass
 class PurgePlan:
-    """The rows a purge deletes (querysets in deletion order) and the archive paths it lists.
+    """The rows a purge deletes (querysets in deletion order), the archive paths it lists and
+    the corrected sidecars (`repair_paths`, under SIDECAR_REPAIR_ROOT) of its scans.
 
     `unplanned_references` describes rows outside the plan that refer to rows it deletes; while
     it is not empty the purge is rejected.
@@ -60,6 +62,7 @@ class PurgePlan:
     deletes_timepoint: bool
     querysets: list = field(default_factory=list)
     paths: list = field(default_factory=list)
+    repair_paths: list = field(default_factory=list)
     shared_records: list = field(default_factory=list)
     hidden_scans: list = field(default_factory=list)
     unplanned_references: list = field(default_factory=list)
@@ -137,6 +140,7 @@ def _add_querysets(plan):
             for other in others.select_related("session__timepoint")
         )
     plan.paths = _archive_paths(plan)
+    plan.repair_paths = _repair_paths(scans)
 
 
 def _session_querysets(sessions, scans):
@@ -266,6 +270,21 @@ def _archive_paths(plan):
     return [path for path in unique if os.path.lexists(path)]
 
 
+def _repair_paths(scans):
+    """List the corrected sidecars written for `scans` that exist inside SIDECAR_REPAIR_ROOT."""
+    root = compliance_repair.repair_root()
+    if root is None:
+        return []
+    real_root = os.path.realpath(root)
+    written = SidecarRepair.objects.filter(scan__in=scans).values_list("path", flat=True)
+    unique = dict.fromkeys(Path(os.path.abspath(path)) for path in written)
+    return [
+        path
+        for path in unique
+        if os.path.realpath(path).startswith(real_root + os.sep) and os.path.lexists(path)
+    ]
+
+
 def glob_escape(text):
     return "".join(f"[{char}]" if char in "*?[" else char for char in text)
 
@@ -318,8 +337,8 @@ def purge(plan, *, ran_by, remove_files=False, force_shared=False):
 
     Raise PurgeError while rows outside the plan refer to rows it deletes. Also raise it while
     a survey record is shared with another session, unless `force_shared` is set, in which
-    case only this session's link to the record is deleted. Archive paths are removed only
-    with `remove_files`, after the database transaction commits.
+    case only this session's link to the record is deleted. Archive paths and corrected
+    sidecars are removed only with `remove_files`, after the database transaction commits.
     """
     if plan.unplanned_references:
         raise unplanned_references_error(plan.target, plan.unplanned_references)
@@ -354,6 +373,8 @@ def purge(plan, *, ran_by, remove_files=False, force_shared=False):
     logger.info("purge of %s by %s: %s", plan.target, ran_by, counts)
     if remove_files:
         removed = remove_archive_paths(plan.study.archive_root, plan.paths)
+        if plan.repair_paths:
+            removed += remove_archive_paths(compliance_repair.repair_root(), plan.repair_paths)
         PurgeRecord.objects.filter(pk=record.pk).update(removed_files=removed)
         record.removed_files = removed
     return record

@@ -3,6 +3,7 @@ the rows of every app and hidden rows."""
 
 import io
 import os
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -16,6 +17,7 @@ from integrations.models import (
     XnatPush,
 )
 from pipelines.models import CommandKind, DownloadJob, DownloadRun
+from qc.compliance_repair import repair_slice_timing
 from qc.models import (
     FindingNote,
     IncidentalFinding,
@@ -24,6 +26,7 @@ from qc.models import (
     QCState,
     ScanReview,
     SessionSignOff,
+    SidecarRepairAction,
     TimepointComment,
     TimepointCommentRevision,
 )
@@ -34,6 +37,7 @@ from redcap.models import LinkKind, RedcapRecord
 from studies.models import DeletionEvent, Scan, Session, Timepoint
 from studies.services import delete_object
 from tests.qc.factories import ScanReviewFactory
+from tests.qc.test_compliance_repair import deviating_scan
 from tests.redcap.factories import RedcapRecordFactory, SessionSurveyFactory
 from tests.studies.factories import (
     ScanFactory,
@@ -177,6 +181,50 @@ def test_files_never_follow_symlinks_out(timepoint, archive, tmp_path):
     assert (outside / "keep.txt").read_text() == "keep"
     assert (elsewhere / TIMEPOINT / "raw.dcm").read_text() == "dcm"
     assert not (archive / "data" / "nii" / TIMEPOINT).exists()
+
+
+@pytest.fixture
+def repaired_scan(settings, tmp_path):
+    """A scan and the corrected sidecar that the SliceTiming repair wrote for it."""
+    settings.ARCHIVE_ROOT = tmp_path / "archive"
+    settings.SIDECAR_REPAIR_ROOT = str(tmp_path / "repaired")
+    scan = deviating_scan()
+    repair = repair_slice_timing(scan, reviewer=UserFactory(), action=SidecarRepairAction.STANDARD)
+    return scan, Path(repair.path)
+
+
+def test_files_remove_corrected_sidecar(repaired_scan):
+    scan, corrected = repaired_scan
+
+    listing = run(scan.session.name, "--dry-run", "--files")
+    run(scan.session.name, "--yes", "--files")
+
+    assert "corrected sidecars to remove (1):" in listing
+    assert str(corrected) in listing
+    assert not corrected.exists()
+    assert str(corrected) in PurgeRecord.objects.get().removed_files
+
+
+def test_corrected_sidecar_stays_without_files(repaired_scan):
+    scan, corrected = repaired_scan
+
+    listing = run(scan.session.name, "--dry-run")
+    run(scan.session.name, "--yes")
+
+    assert "1 corrected sidecar stays (pass --files to remove them)" in listing
+    assert corrected.exists()
+    assert PurgeRecord.objects.get().removed_files == []
+
+
+def test_corrected_sidecar_outside_root_kept(repaired_scan, settings, tmp_path):
+    scan, corrected = repaired_scan
+    # The repair folder was moved after the repair, so the stored path is outside it.
+    settings.SIDECAR_REPAIR_ROOT = str(tmp_path / "moved")
+
+    listing = run(scan.session.name, "--yes", "--files")
+
+    assert "corrected sidecar" not in listing
+    assert corrected.exists()
 
 
 def test_confirmation_no_cancels(timepoint, archive, monkeypatch):

@@ -22,7 +22,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--files",
             action="store_true",
-            help="Also remove the archive files and folders listed (inside the study archive).",
+            help=(
+                "Also remove the archive files and folders listed (inside the study archive) and "
+                "the corrected sidecars of the scans (inside SIDECAR_REPAIR_ROOT)."
+            ),
         )
         parser.add_argument(
             "--dry-run", action="store_true", help="Show what would be deleted, delete nothing."
@@ -101,8 +104,17 @@ class Command(BaseCommand):
             write(f"  archive paths to remove ({len(plan.paths)}):")
             for path in plan.paths:
                 write(f"    {path}")
-        elif plan.paths:
-            write(f"  {len(plan.paths)} archive paths stay (pass --files to remove them)")
+            if plan.repair_paths:
+                write(f"  corrected sidecars to remove ({len(plan.repair_paths)}):")
+                for path in plan.repair_paths:
+                    write(f"    {path}")
+        else:
+            if plan.paths:
+                write(f"  {len(plan.paths)} archive paths stay (pass --files to remove them)")
+            if plan.repair_paths:
+                count = len(plan.repair_paths)
+                noun = "corrected sidecar stays" if count == 1 else "corrected sidecars stay"
+                write(f"  {count} {noun} (pass --files to remove them)")
 
 
 def _session_label(plan, session):
