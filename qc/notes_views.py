@@ -12,7 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import permissions
 from notifications.services import incidental_finding_contacts
@@ -97,13 +97,26 @@ def comment_edit(request, pk):
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def comment_delete(request, pk):
+    """Ask the author to confirm (GET), then delete the comment (POST)."""
     comment = _get_comment(request.user, pk)
     timepoint = comment.timepoint
     permissions.require_edit_comment(
         request.user, comment, timepoint.study, timepoint.study_site.site_id
     )
+    if request.method == "GET":
+        return render(
+            request,
+            "qc/comment_confirm_delete.html",
+            {
+                "comment": comment,
+                "revision": comment.revisions.order_by("-created_at", "-pk").first(),
+                "timepoint": timepoint,
+                "study": timepoint.study,
+                "cancel_url": _timepoint_url(timepoint, f"comment-{comment.pk}"),
+            },
+        )
     try:
         notes_services.delete_comment(comment=comment, user=request.user)
     except notes_services.NoteError as error:

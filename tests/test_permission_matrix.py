@@ -96,6 +96,7 @@ RA_LIST = row(LOGIN, DENIED, DENIED, DENIED, DENIED, OK, OK, OK, LOGIN)
 RA_LIST_WRITE = row(LOGIN, DENIED, DENIED, DENIED, DENIED, FOUND, FOUND, FOUND, LOGIN)
 # Only the author (the RA persona) may edit or delete their comment.
 AUTHOR_WRITE = row(LOGIN, MISSING, DENIED, DENIED, DENIED, FOUND, DENIED, DENIED, LOGIN)
+AUTHOR_READ = row(LOGIN, MISSING, DENIED, DENIED, DENIED, OK, DENIED, DENIED, LOGIN)
 # A finding reported by the QC reviewer: hidden (404) from those who may not see it, seen but not
 # followed up by its reporter (403), followed up by study and dashboard admins.
 FINDING_FOLLOW_UP = row(LOGIN, MISSING, MISSING, MISSING, DENIED, MISSING, FOUND, FOUND, LOGIN)
@@ -163,7 +164,8 @@ MATRIX = {
     ("qc:comment_add", "POST"): RA_WRITE,
     ("qc:comment_edit", "GET"): POST_ONLY,
     ("qc:comment_edit", "POST"): AUTHOR_WRITE,
-    ("qc:comment_delete", "GET"): POST_ONLY,
+    # The confirmation page, then the deletion.
+    ("qc:comment_delete", "GET"): AUTHOR_READ,
     ("qc:comment_delete", "POST"): AUTHOR_WRITE,
     ("qc:finding_report", "GET"): POST_ONLY,
     ("qc:finding_report", "POST"): REVIEWERS_WRITE,
@@ -616,6 +618,7 @@ SITE_BOUND = {
     ("qc:scan_history", "GET"): OK,
     ("qc:comment_add", "POST"): DENIED,
     ("qc:comment_edit", "POST"): DENIED,
+    ("qc:comment_delete", "GET"): DENIED,
     ("qc:comment_delete", "POST"): DENIED,
     ("qc:finding_report", "POST"): FOUND,
     ("qc:finding_note_add", "POST"): DENIED,

@@ -82,10 +82,16 @@ def test_comment_and_finding_on_demo_timepoint(transactional_db, live_server, pa
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "timepoint-notes.png"), full_page=True)
 
-    # Delete the comment; the page and the history say so and no longer show its text.
+    # Delete the comment after confirming; the page and the history say so and no longer show
+    # its text.
     comment = page.locator(".timepoint-comment").first
     comment.locator("summary:text-is('Edit or delete')").click()
-    comment.locator("button:text-is('Delete comment')").click()
+    comment.locator("a:text-is('Delete comment')").click()
+    page.wait_for_url("**/comments/*/delete/")
+    assert "Arrived 20 minutes late." in page.locator("[data-comment-text]").text_content()
+    assert TimepointComment.objects.get().deleted_at is None
+    page.screenshot(path=str(SCREENSHOTS / "comment-delete-confirm.png"), full_page=True)
+    page.locator("form.delete-form button:text-is('Delete comment')").click()
     page.wait_for_url(f"**/timepoints/{DEMO_TIMEPOINT}/#comments")
     assert "Comment deleted by Riley Reviewer" in page.locator("#comments").text_content()
     assert history.locator("[data-history-kind=comment_deleted]").count() == 1

@@ -38,6 +38,10 @@ def timepoint(reviewer):
     return session.timepoint
 
 
+# Session, user, the comment with its timepoint, the role check and the newest revision.
+QUERIES_COMMENT_DELETE_PAGE = 5
+
+
 def page_url(timepoint):
     return reverse("qc:timepoint_detail", args=[timepoint.name])
 
@@ -203,6 +207,48 @@ def test_comment_edit_after_delete_keeps_text(reviewer_client, timepoint, review
     assert "a deleted comment cannot be changed. Add a new comment instead." in response.text
     new_comment_form = re.search(r'<form[^>]*class="comment-form".*?</form>', response.text, re.S)
     assert "Typed after deletion." in new_comment_form.group(0)
+
+
+def test_comment_delete_asks_first(reviewer_client, timepoint, reviewer):
+    comment = notes_services.add_comment(timepoint=timepoint, author=reviewer, text="Secret.")
+    notes_services.edit_comment(comment=comment, editor=reviewer, text="Secret, edited.")
+    url = reverse("qc:comment_delete", args=[comment.pk])
+
+    page = reviewer_client.get(page_url(timepoint)).text
+    confirmation = reviewer_client.get(url)
+
+    assert f'href="{url}"' in section(page, "comments")
+    assert confirmation.status_code == 200
+    assert "Secret, edited." in confirmation.text
+    assert '<form method="post" class="delete-form">' in confirmation.text
+    assert f'href="{page_url(timepoint)}#comment-{comment.pk}"' in confirmation.text
+    assert TimepointComment.objects.get().deleted_at is None
+
+
+def test_comment_delete_page_queries(
+    reviewer_client, timepoint, reviewer, django_assert_num_queries
+):
+    comment = notes_services.add_comment(timepoint=timepoint, author=reviewer, text="First.")
+    for number in range(20):
+        notes_services.edit_comment(comment=comment, editor=reviewer, text=f"Version {number}.")
+    url = reverse("qc:comment_delete", args=[comment.pk])
+    reviewer_client.get(url)
+
+    with django_assert_num_queries(QUERIES_COMMENT_DELETE_PAGE):
+        response = reviewer_client.get(url)
+
+    assert "Version 19." in response.text
+
+
+def test_deleted_comment_page_has_no_form(reviewer_client, timepoint, reviewer):
+    comment = notes_services.add_comment(timepoint=timepoint, author=reviewer, text="First.")
+    notes_services.delete_comment(comment=comment, user=reviewer)
+
+    response = reviewer_client.get(reverse("qc:comment_delete", args=[comment.pk]))
+
+    assert response.status_code == 200
+    assert "This comment was deleted on" in response.text
+    assert "delete-form" not in response.text
 
 
 def test_comment_delete_twice_shows_error(reviewer_client, timepoint, reviewer):
