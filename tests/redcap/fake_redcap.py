@@ -135,7 +135,7 @@ class FakeRedcap:
             def log_message(self, format, *args):
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         # A short poll interval lets stop() return in milliseconds instead of half a second.
         self._thread = threading.Thread(
@@ -230,3 +230,8 @@ class FakeRedcap:
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up (a timeout test); nothing is left to send.
             pass
+
+
+class _Server(ThreadingHTTPServer):
+    # Twenty triggers fetch at once in the concurrency test; the default listen backlog is 5.
+    request_queue_size = 64
