@@ -271,18 +271,27 @@ def _archive_paths(plan):
 
 
 def _repair_paths(scans):
-    """List the corrected sidecars written for `scans` that exist inside SIDECAR_REPAIR_ROOT."""
+    """List the corrected sidecars written for `scans` that exist inside SIDECAR_REPAIR_ROOT.
+
+    A repair writes a file, so a folder found at a stored path is left with a warning: removing
+    it would remove whatever else it holds, such as other scans' corrected sidecars.
+    """
     root = compliance_repair.repair_root()
     if root is None:
         return []
     real_root = os.path.realpath(root)
     written = SidecarRepair.objects.filter(scan__in=scans).values_list("path", flat=True)
     unique = dict.fromkeys(Path(os.path.abspath(path)) for path in written)
-    return [
-        path
-        for path in unique
-        if os.path.realpath(path).startswith(real_root + os.sep) and os.path.lexists(path)
-    ]
+    paths = []
+    for path in unique:
+        if not os.path.realpath(path).startswith(real_root + os.sep):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            logger.warning("purge: corrected sidecar %s is a folder; not removed", path)
+            continue
+        if os.path.lexists(path):
+            paths.append(path)
+    return paths
 
 
 def glob_escape(text):
@@ -339,6 +348,8 @@ def purge(plan, *, ran_by, remove_files=False, force_shared=False):
     a survey record is shared with another session, unless `force_shared` is set, in which
     case only this session's link to the record is deleted. Archive paths and corrected
     sidecars are removed only with `remove_files`, after the database transaction commits.
+    Paths that could not be removed are set on the record as `failed_removals`, one
+    "path: error" line each, and are not stored.
     """
     if plan.unplanned_references:
         raise unplanned_references_error(plan.target, plan.unplanned_references)
@@ -371,36 +382,49 @@ def purge(plan, *, ran_by, remove_files=False, force_shared=False):
                 f"while it ran and still refer to it. Nothing was deleted; run purge again."
             ) from error
     logger.info("purge of %s by %s: %s", plan.target, ran_by, counts)
+    record.failed_removals = []
     if remove_files:
-        removed = remove_archive_paths(plan.study.archive_root, plan.paths)
+        removed, failed = remove_archive_paths(plan.study.archive_root, plan.paths)
         if plan.repair_paths:
-            removed += remove_archive_paths(compliance_repair.repair_root(), plan.repair_paths)
+            repair_root = compliance_repair.repair_root()
+            repairs_removed, repairs_failed = remove_archive_paths(repair_root, plan.repair_paths)
+            removed += repairs_removed
+            failed += repairs_failed
         PurgeRecord.objects.filter(pk=record.pk).update(removed_files=removed)
         record.removed_files = removed
+        record.failed_removals = failed
     return record
 
 
 def remove_archive_paths(root, paths):
-    """Remove files and folders inside `root` and return the paths removed (as text).
+    """Remove files and folders inside `root`; return the paths removed (as text) and the
+    paths that could not be removed, as "path: error" lines.
 
     A symlink is removed itself; its target is never touched. A path whose parent folder
     leads outside `root` through a symlink is skipped with a warning, and folders are walked
-    without following symlinks.
+    without following symlinks. An OSError on one path is logged and the others are still
+    removed.
     """
     real_root = os.path.realpath(root)
     removed = []
+    failed = []
     for path in paths:
         path = Path(os.path.abspath(path))
         parent = os.path.realpath(path.parent)
         if parent != real_root and not parent.startswith(real_root + os.sep):
             logger.warning("purge: %s is outside the archive %s; not removed", path, root)
             continue
-        if path.is_symlink() or not path.is_dir():
-            path.unlink(missing_ok=True)
-        else:
-            _remove_tree(path)
+        try:
+            if path.is_symlink() or not path.is_dir():
+                path.unlink(missing_ok=True)
+            else:
+                _remove_tree(path)
+        except OSError as error:
+            logger.warning("purge: removing %s failed: %s", path, error)
+            failed.append(f"{path}: {error.strerror or error}")
+            continue
         removed.append(str(path))
-    return removed
+    return removed, failed
 
 
 def _remove_tree(folder):

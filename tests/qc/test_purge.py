@@ -227,6 +227,41 @@ def test_corrected_sidecar_outside_root_kept(repaired_scan, settings, tmp_path):
     assert corrected.exists()
 
 
+def test_folder_at_repair_path_kept(repaired_scan):
+    scan, corrected = repaired_scan
+    # A folder is now where the corrected sidecar was written, and it holds another file.
+    corrected.unlink()
+    corrected.mkdir()
+    (corrected / "other.json").write_text("{}")
+
+    listing = run(scan.session.name, "--yes", "--files")
+
+    assert (corrected / "other.json").read_text() == "{}"
+    assert "corrected sidecar" not in listing
+    assert PurgeRecord.objects.get().removed_files == []
+
+
+def test_removal_error_without_traceback(repaired_scan, monkeypatch):
+    scan, corrected = repaired_scan
+    unlink = Path.unlink
+
+    def unlink_failing_on_corrected(path, missing_ok=False):
+        if path == corrected:
+            raise PermissionError(1, "Operation not permitted", str(path))
+        unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink_failing_on_corrected)
+
+    with pytest.raises(CommandError) as error:
+        run(scan.session.name, "--yes", "--files")
+
+    assert str(corrected) in str(error.value)
+    assert "Operation not permitted" in str(error.value)
+    assert not Session.objects.filter(pk=scan.session.pk).exists()
+    assert PurgeRecord.objects.get().removed_files == []
+    assert corrected.exists()
+
+
 def test_confirmation_no_cancels(timepoint, archive, monkeypatch):
     reviewed_session(timepoint, 1, archive)
     monkeypatch.setattr("builtins.input", lambda prompt: "no")

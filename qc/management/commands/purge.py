@@ -83,6 +83,11 @@ class Command(BaseCommand):
             f"Purged {plan.target}: {sum(record.counts.values())} rows deleted{files}; purge "
             f"record {record.pk} keeps the QC history."
         )
+        if record.failed_removals:
+            raise CommandError(
+                f"The rows of {plan.target} were deleted, but these paths could not be removed: "
+                f"{'; '.join(record.failed_removals)}. Remove them by hand."
+            )
 
     def _show(self, plan, with_files):
         write = self.stdout.write
