@@ -306,6 +306,16 @@ def _target_path(root, scan):
             f"The sidecar path {scan.sidecar_path!r} of scan {scan.name} leads outside "
             f"SIDECAR_REPAIR_ROOT; import the scan again."
         )
+    # With SIDECAR_REPAIR_ROOT equal to ARCHIVE_ROOT the target is the archive's own sidecar,
+    # and a root inside a study archive puts files among the archive's (symlinks resolved).
+    real_study_root = os.path.realpath(study_root)
+    if os.path.realpath(target).startswith(real_study_root + os.sep):
+        raise RepairError(
+            f"SIDECAR_REPAIR_ROOT ({root}) puts the corrected sidecar of scan {scan.name} "
+            f"inside the archive of study {scan.session.timepoint.study} ({study_root}), whose "
+            f"files are never changed. Set SIDECAR_REPAIR_ROOT to a folder outside every study "
+            f"archive."
+        )
     return target
 
 

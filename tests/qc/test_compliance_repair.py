@@ -204,6 +204,27 @@ def test_repair_off_without_root(settings):
     assert "Set SIDECAR_REPAIR_ROOT" in str(error.value)
 
 
+@pytest.mark.parametrize("inside", ["", "repairs"])
+def test_root_in_archive_rejected(settings, tmp_path, inside):
+    # SIDECAR_REPAIR_ROOT is ARCHIVE_ROOT itself, or a folder inside a study's archive.
+    settings.ARCHIVE_ROOT = tmp_path / "archive"
+    scan = deviating_scan()
+    study_root = scan.session.timepoint.study.archive_root
+    settings.SIDECAR_REPAIR_ROOT = str(study_root / inside if inside else tmp_path / "archive")
+    original = study_root / scan.sidecar_path
+    original.parent.mkdir(parents=True)
+    original.write_text(json.dumps(scan.sidecar))
+    archive_text = original.read_text()
+
+    with pytest.raises(RepairError) as error:
+        repair_slice_timing(scan, reviewer=UserFactory(), action=SidecarRepairAction.REMOVED)
+
+    assert original.read_text() == archive_text
+    assert "inside the archive of study" in str(error.value)
+    assert not SidecarRepair.objects.exists()
+    assert sorted(path.name for path in study_root.iterdir()) == ["data"]
+
+
 def test_parse_accepts_spaces_and_brackets():
     assert parse_slice_timing("[0 0.5,1.0 ,  1.5]", repetition_time=2, count=4) == STANDARD_TIMING
 
