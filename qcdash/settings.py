@@ -430,6 +430,13 @@ ARCHIVE_ACCEL_REDIRECT_PREFIX = env.str("ARCHIVE_ACCEL_REDIRECT_PREFIX", default
 # Folder where corrected copies of scan sidecars are written, mirroring the archive's paths.
 # Empty: sidecar repair is off. The original sidecars in the archive are never changed.
 SIDECAR_REPAIR_ROOT = env.str("SIDECAR_REPAIR_ROOT", default="")
+# Each repair stores the path it wrote, and `purge --files` removes those paths. A relative root
+# would be read from each process's working directory, so the two could point at other folders.
+if SIDECAR_REPAIR_ROOT and not Path(SIDECAR_REPAIR_ROOT).is_absolute():
+    raise ImproperlyConfigured(
+        f"SIDECAR_REPAIR_ROOT is {SIDECAR_REPAIR_ROOT!r}, a relative path. Set it to an absolute "
+        f"path, for example /archive/sidecar-repairs, or leave it empty to turn repair off."
+    )
 
 # --- Front end ------------------------------------------------------------------------------
 

@@ -74,6 +74,14 @@ def test_missing_database_url_stops_start_up():
     assert "DATABASE_URL is not set" in result.stderr
 
 
+def test_relative_repair_root_stops_start_up():
+    # A relative folder would be taken from each process's working directory, so the web
+    # server and a purge run from elsewhere would not agree on where corrected sidecars are.
+    result = run_manage("check", env={"SIDECAR_REPAIR_ROOT": "sidecar-repairs"})
+    assert result.returncode != 0
+    assert "SIDECAR_REPAIR_ROOT is 'sidecar-repairs'" in result.stderr
+
+
 def test_unknown_log_format_stops_start_up():
     result = run_manage("check", env={"LOG_FORMAT": "xml"})
     assert result.returncode != 0
