@@ -5,6 +5,7 @@ from django.db.models import Aggregate, OuterRef, Subquery, TextField
 from django.db.models.functions import JSONArray
 
 from accounts.models import StudyMembership, User
+from accounts.permissions import membership_study_site_id
 
 
 class MembershipRows(Aggregate):
@@ -21,12 +22,14 @@ class MembershipRows(Aggregate):
 
 def membership_rows():
     """A subquery that returns the memberships of the outer user as a JSON array of
-    [study id, site id, role] triples, or NULL when there are none."""
+    [study id, site id, role, StudySite id] rows, or NULL when there are none. The StudySite id
+    is null for a study-wide membership."""
+    row = JSONArray("study_id", "site_id", "role", membership_study_site_id())
     rows = (
         StudyMembership.objects.filter(user_id=OuterRef("pk"))
         .order_by()
         .values("user_id")
-        .annotate(rows=MembershipRows(JSONArray("study_id", "site_id", "role")))
+        .annotate(rows=MembershipRows(row))
         .values("rows")
     )
     return Subquery(rows, output_field=TextField())

@@ -19,7 +19,7 @@ import json
 from pathlib import PurePosixPath
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.shortcuts import get_object_or_404
 
 from accounts.models import Role, StudyMembership
@@ -28,6 +28,8 @@ from studies.models import Scan, Session, Study, StudySite, Timepoint
 
 # The attribute on a user object that caches their memberships as (study id, site id, role).
 _MEMBERSHIPS_ATTRIBUTE = "_study_memberships"
+# The attribute that caches the StudySite id of each site membership, by (study id, site id).
+_STUDY_SITES_ATTRIBUTE = "_membership_study_sites"
 
 
 # --- Who the user is ------------------------------------------------------------------------
@@ -43,11 +45,20 @@ def is_dashboard_admin(user):
     return is_signed_in(user) and bool(getattr(user, "is_dashboard_admin", False))
 
 
+def membership_study_site_id():
+    """Build the subquery of the id of a membership's StudySite (NULL for a study-wide one)."""
+    study_sites = StudySite.objects.filter(
+        study_id=OuterRef("study_id"), site_id=OuterRef("site_id")
+    ).values("pk")[:1]
+    return Subquery(study_sites)
+
+
 def memberships_of(user):
     """Return the user's memberships as (study id, site id or None, Role) tuples.
 
     The first call on a user object runs one query unless the authentication backend preloaded
-    them (`membership_rows`); later calls reuse the result.
+    them (`membership_rows`); later calls reuse the result. It also caches the StudySite ids of
+    the site memberships for `_visible_filter`.
     """
     cached = getattr(user, _MEMBERSHIPS_ATTRIBUTE, None)
     if cached is not None:
@@ -57,18 +68,27 @@ def memberships_of(user):
     elif hasattr(user, "membership_rows"):
         rows = json.loads(user.membership_rows) if user.membership_rows else []
     else:
-        rows = StudyMembership.objects.filter(user=user).values_list("study_id", "site_id", "role")
-    memberships = [(study_id, site_id, Role(role)) for study_id, site_id, role in rows]
+        rows = (
+            StudyMembership.objects.filter(user=user)
+            .annotate(study_site_id=membership_study_site_id())
+            .values_list("study_id", "site_id", "role", "study_site_id")
+        )
+    memberships = []
+    study_sites = {}
+    for study_id, site_id, role, study_site_id in rows:
+        memberships.append((study_id, site_id, Role(role)))
+        if site_id is not None:
+            study_sites[(study_id, site_id)] = study_site_id
     setattr(user, _MEMBERSHIPS_ATTRIBUTE, memberships)
+    setattr(user, _STUDY_SITES_ATTRIBUTE, study_sites)
     return memberships
 
 
 def forget_memberships(user):
     """Drop the memberships cached on a user object, after they were changed."""
-    if hasattr(user, _MEMBERSHIPS_ATTRIBUTE):
-        delattr(user, _MEMBERSHIPS_ATTRIBUTE)
-    if hasattr(user, "membership_rows"):
-        del user.membership_rows
+    for attribute in (_MEMBERSHIPS_ATTRIBUTE, _STUDY_SITES_ATTRIBUTE, "membership_rows"):
+        if hasattr(user, attribute):
+            delattr(user, attribute)
 
 
 def _pk(value):
@@ -137,11 +157,13 @@ def _visible_filter(user, prefix, minimum=None):
 
     `prefix` is the path from the queried model to Timepoint ("" for Timepoint itself). With
     `minimum`, only memberships of that role or higher count. Returns None when nothing needs
-    filtering (a dashboard admin). The filter lists the study and site ids of the user's
-    memberships (`memberships_of`, loaded with the user), so it adds no query of its own, and
-    PostgreSQL estimates its row count from the column statistics. A correlated EXISTS on the
-    memberships was estimated at one row, which made the planner join every scan of a study
-    before sorting.
+    filtering (a dashboard admin). The filter lists the study ids and the StudySite ids of the
+    user's memberships (`memberships_of`, loaded with the user), so it adds no query of its own,
+    and PostgreSQL estimates its row count from the statistics of the timepoint's columns. A
+    correlated EXISTS on the memberships was estimated at one row, which made the planner join
+    every scan of a study before sorting. A filter on the site id of the joined StudySite was
+    estimated as an even share of the study's sites, so for a small site the planner walked the
+    closest-key index through every other site's scans (qc/search.py).
     """
     if not is_signed_in(user):
         return Q(pk__in=[])
@@ -157,11 +179,18 @@ def _visible_filter(user, prefix, minimum=None):
         else:
             sites_by_study.setdefault(study_id, set()).add(site_id)
     condition = Q(**{f"{prefix}study_id__in": sorted(study_wide)})
+    study_sites = getattr(user, _STUDY_SITES_ATTRIBUTE, {})
     for study_id, site_ids in sorted(sites_by_study.items()):
         if study_id in study_wide:
             continue
+        # A site without a StudySite row in the study has no timepoints there.
+        study_site_ids = sorted(
+            study_sites[(study_id, site_id)]
+            for site_id in site_ids
+            if study_sites.get((study_id, site_id)) is not None
+        )
         condition |= Q(
-            **{f"{prefix}study_id": study_id, f"{prefix}study_site__site_id__in": sorted(site_ids)}
+            **{f"{prefix}study_id": study_id, f"{prefix}study_site_id__in": study_site_ids}
         )
     return condition
 

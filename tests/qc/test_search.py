@@ -9,7 +9,7 @@ from django.urls import reverse
 from accounts import permissions
 from accounts.models import Role, StudyMembership
 from qc import search, search_ids
-from studies.models import Scan
+from studies.models import Scan, StudySite
 from tests.qc.scenarios import make_study_site
 from tests.studies.factories import (
     PhantomTimepointFactory,
@@ -224,6 +224,50 @@ def test_close_matches_read_gist_index(reviewer, spins):
     plan = explain(*candidates.query.sql_with_params(), "enable_seqscan", "enable_sort")
 
     assert "api_search_scan_closest" in plan
+
+
+def rows_read(plan, table):
+    """Return how many rows the nodes of an EXPLAIN (ANALYZE, FORMAT JSON) plan read from
+    `table`, over all their loops."""
+    count = 0
+    if plan.get("Relation Name") == table:
+        count += plan["Actual Rows"] * plan["Actual Loops"]
+    for child in plan.get("Plans", []):
+        count += rows_read(child, table)
+    return count
+
+
+@pytest.mark.postgresql
+def test_close_matches_small_site_reads(two_sites):
+    # CMH gets 300 timepoints of ten scans each, which the ZHH reviewer may not see.
+    cmh = StudySite.objects.get(site__name="CMH")
+    t2 = ScantypeFactory(tag="T2")
+    for number in range(100, 400):
+        timepoint = TimepointFactory(study_site=cmh, name=f"SPN01_CMH_{number:04d}_01")
+        session = SessionFactory(timepoint=timepoint, number=1)
+        Scan.objects.bulk_create(
+            Scan(
+                session=session, scantype=t2, series=series, name=f"{session.name}_T2_{series:02d}"
+            )
+            for series in range(1, 11)
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ANALYZE studies_studysite, studies_timepoint, studies_session, studies_scan"
+        )
+    scans = next(kind for kind in search._kinds(two_sites) if kind.name == "scans")
+    # Every key is equally close to SPN01X, so only the visibility filter narrows the rows.
+    candidates = search.close_rows(scans.page_queryset, "SPN01X").order_by("search_distance")
+    sql, params = candidates[: search.CLOSE_CANDIDATES].query.sql_with_params()
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+
+    assert len(candidates) == 2
+    # When PostgreSQL takes ZHH for half of the study's scans, it walks the GiST index nearest
+    # first through all 3,005 hidden ones.
+    assert rows_read(plan[0]["Plan"], "studies_scan") <= 10 * len(candidates)
 
 
 def test_search_picks_other_matches_by_hash(reviewer):
