@@ -16,9 +16,10 @@ number of matches while the user may see most of them.
 """
 
 import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import (
     BooleanField,
     Case,
@@ -49,6 +50,10 @@ MIN_KEY_LENGTH = 2
 RESULTS_PER_KIND = 10
 # How many of the closest keys of each kind an approximate search reads from the GiST index.
 CLOSE_CANDIDATES = 100
+# How far below 1 - distance the word-similarity threshold is set when rows tied with the farthest
+# candidate are sorted. pg_trgm computes the distance in single precision, so 1 - distance can
+# exceed the similarity of a row at that distance by a rounding error below 1e-7.
+SIMILARITY_MARGIN = 1e-5
 
 # Ranks, best first.
 PREFIX, CONTAINS = range(2)
@@ -163,7 +168,8 @@ def _similar(queryset, key, limit):
 
     The GiST index (api/migrations/0004) returns the CLOSE_CANDIDATES closest keys, which are
     then put in that order. When the last row returned ties in distance with the farthest
-    candidate, rows beyond the candidates could rank before it, so every close row is sorted.
+    candidate, rows beyond the candidates could rank before it, so every close row that is no
+    farther than that candidate is sorted.
     """
     close = close_rows(queryset, key)
     # Ordered by the distance alone, PostgreSQL walks the GiST index nearest first and stops
@@ -174,9 +180,40 @@ def _similar(queryset, key, limit):
     if len(candidates) < count:
         return candidates[: limit + 1]
     first_rows = candidates[: limit + 1]
-    if first_rows[-1].search_distance < max(row.search_distance for row in candidates):
+    farthest = max(row.search_distance for row in candidates)
+    if first_rows[-1].search_distance < farthest:
         return first_rows
-    return list(close.order_by("search_distance", "key_length", _ordered_key(), "pk")[: limit + 1])
+    # All `count` candidates are at most `farthest` away, so every row farther than that ranks
+    # after the first limit + 1. A word-similarity threshold of 1 - `farthest` lets the index
+    # skip those rows; the margin keeps rows whose distance rounds to `farthest`.
+    with _word_similarity_threshold(1 - farthest - SIMILARITY_MARGIN):
+        ordered = close.order_by("search_distance", "key_length", _ordered_key(), "pk")
+        return list(ordered[: limit + 1])
+
+
+@contextmanager
+def _word_similarity_threshold(threshold):
+    """Raise pg_trgm's word-similarity threshold, which `<%` and its indexes compare with, to
+    `threshold` inside the block (never lower it), and restore it after.
+
+    The setting is local to a transaction, which the block opens or nests in. An error in the
+    block rolls the setting back with the transaction or savepoint.
+    """
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('pg_trgm.word_similarity_threshold'), "
+                "set_config('pg_trgm.word_similarity_threshold', GREATEST(%s, "
+                "current_setting('pg_trgm.word_similarity_threshold')::float8)::text, true)",
+                [threshold],
+            )
+            previous = cursor.fetchone()[0]
+        yield
+        # Restored by hand, because in a nested block the transaction outlives it.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)", [previous]
+            )
 
 
 def close_rows(queryset, key):

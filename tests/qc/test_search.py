@@ -9,7 +9,7 @@ from django.urls import reverse
 from accounts import permissions
 from accounts.models import Role, StudyMembership
 from qc import search, search_ids
-from studies.models import Scan, StudySite
+from studies.models import Scan, StudySite, Timepoint
 from tests.qc.scenarios import make_study_site
 from tests.studies.factories import (
     PhantomTimepointFactory,
@@ -169,6 +169,43 @@ def test_close_matches_tied_beyond_candidates(reviewer, monkeypatch):
     assert group.approximate
     assert group.has_more
     assert names(results, "timepoints") == [f"SPN01_CMH_{number:04d}_01" for number in range(1, 11)]
+
+
+def timepoint_rows_read():
+    """Return how many timepoint rows this transaction has read so far, by scans of the table
+    and fetches through its indexes."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT seq_tup_read + COALESCE(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables "
+            "WHERE relname = 'studies_timepoint'"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgresql
+def test_close_matches_tie_reads_tied_rows(reviewer, monkeypatch):
+    study_site = make_study_site()
+    # The keys of 0001 to 0015 share ten of the twelve trigrams of SPN01CMH00X. Those of 1000 to
+    # 3999 share eight, so they are close too, but farther.
+    numbers = [*range(1, 16), *range(1000, 4000)]
+    Timepoint.objects.bulk_create(
+        Timepoint(study=study_site.study, study_site=study_site, name=f"SPN01_CMH_{number:04d}_01")
+        for number in numbers
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE studies_timepoint")
+    # The 12 candidates all tie with the 11th row, so every row as close as they are is sorted.
+    monkeypatch.setattr(search, "CLOSE_CANDIDATES", 12)
+    timepoints = permissions.visible_timepoints(reviewer)
+    read_before = timepoint_rows_read()
+
+    rows = search._similar(timepoints, "SPN01CMH00X", search.RESULTS_PER_KIND)
+
+    assert [row.name for row in rows] == [f"SPN01_CMH_{number:04d}_01" for number in range(1, 12)]
+    assert timepoint_rows_read() - read_before <= 100
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW pg_trgm.word_similarity_threshold")
+        assert cursor.fetchone()[0] == "0.6"
 
 
 def test_search_prefers_containing_to_close(reviewer, spins):
