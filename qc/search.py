@@ -186,6 +186,8 @@ def _similar(queryset, key, limit):
     # All `count` candidates are at most `farthest` away, so every row farther than that ranks
     # after the first limit + 1. A word-similarity threshold of 1 - `farthest` lets the index
     # skip those rows; the margin keeps rows whose distance rounds to `farthest`.
+    # NOTE: when most keys are equally close (a query such as BENX), this sorts all of them:
+    # about 1 s for the scans of the `stretch` benchmark data.
     with _word_similarity_threshold(1 - farthest - SIMILARITY_MARGIN):
         ordered = close.order_by("search_distance", "key_length", _ordered_key(), "pk")
         return list(ordered[: limit + 1])
