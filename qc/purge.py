@@ -348,8 +348,8 @@ def purge(plan, *, ran_by, remove_files=False, force_shared=False):
     a survey record is shared with another session, unless `force_shared` is set, in which
     case only this session's link to the record is deleted. Archive paths and corrected
     sidecars are removed only with `remove_files`, after the database transaction commits.
-    Paths that could not be removed are set on the record as `failed_removals`, one
-    "path: error" line each, and are not stored.
+    Paths that could not be removed are set on the returned record as `failed_removals`, one
+    "path: error" line each; that attribute is not saved in the database.
     """
     if plan.unplanned_references:
         raise unplanned_references_error(plan.target, plan.unplanned_references)

@@ -104,8 +104,8 @@ class _ClosenessKey(Func):
     """`search_key || ''`: the stored key as the GiST index (api/migrations/0004) reads it.
 
     The index is on this expression and not on the column, so that PostgreSQL cannot pick it
-    for the LIKE filters of qc/search_ids.py. It estimates the GiST index cheaper than the GIN
-    index for those, and read it up to six times slower on the `large` benchmark data.
+    for the LIKE filters of qc/search_ids.py. PostgreSQL 15 estimates the GiST index cheaper
+    than the GIN index for those, but reads it up to six times slower on the `large` data.
     """
 
     template = "(%(expressions)s || '')"

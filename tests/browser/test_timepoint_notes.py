@@ -82,8 +82,8 @@ def test_comment_and_finding_on_demo_timepoint(transactional_db, live_server, pa
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "timepoint-notes.png"), full_page=True)
 
-    # Delete the comment after confirming; the page and the history say so and no longer show
-    # its text.
+    # Delete the comment after confirming. The page and the history then show the deletion and
+    # no longer show its text.
     comment = page.locator(".timepoint-comment").first
     comment.locator("summary:text-is('Edit or delete')").click()
     comment.locator("a:text-is('Delete comment')").click()

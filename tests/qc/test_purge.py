@@ -229,7 +229,7 @@ def test_corrected_sidecar_outside_root_kept(repaired_scan, settings, tmp_path):
 
 def test_folder_at_repair_path_kept(repaired_scan):
     scan, corrected = repaired_scan
-    # A folder is now where the corrected sidecar was written, and it holds another file.
+    # A folder now sits where the corrected sidecar was written, and it contains another file.
     corrected.unlink()
     corrected.mkdir()
     (corrected / "other.json").write_text("{}")
